@@ -1,0 +1,158 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// Builder collects the operators of a topology. Operators are added with the
+// package functions and KStream methods; Build validates and compiles them.
+// A Builder is not safe for concurrent use and does no I/O.
+type Builder struct {
+	nodes    []*topology.Node
+	internal []topology.InternalTopic
+	errs     []error
+	names    map[string]bool
+	seq      int
+	built    bool
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder() *Builder {
+	return &Builder{names: map[string]bool{}}
+}
+
+// Build validates the topology and compiles it. It reports every problem at
+// once (joined errors that each name their node and match
+// errors.Is(err, topology.ErrInvalid)). A Builder can be built more than
+// once; the topology is not affected by later additions.
+func (b *Builder) Build() (*topology.Topology, error) {
+	nodes := make([]*topology.Node, len(b.nodes))
+	for i, n := range b.nodes {
+		c := *n
+		nodes[i] = &c
+	}
+	t, err := topology.New(nodes, b.internal)
+	return t, errors.Join(append(append([]error(nil), b.errs...), err)...)
+}
+
+// nodeName returns the user's name for an operator or Kafka Streams'
+// generated one, e.g. "KSTREAM-FILTER-0000000003". The counter advances for
+// every operator, named or not, as in Kafka Streams.
+func (b *Builder) nodeName(o *options, prefix string) string {
+	seq := b.seq
+	b.seq++
+	if o.name != "" {
+		return o.name
+	}
+	return fmt.Sprintf("KSTREAM-%s-%010d", prefix, seq)
+}
+
+// add appends a node; it records a build error (naming the node) for a
+// duplicate name.
+func (b *Builder) add(n *topology.Node) {
+	if b.names[n.Name] {
+		b.fail(n.Name, errors.New("name is used by another operator"))
+		return
+	}
+	b.names[n.Name] = true
+	b.nodes = append(b.nodes, n)
+}
+
+// fail records a build error about a node.
+func (b *Builder) fail(node string, err error) {
+	b.errs = append(b.errs, &topology.NodeError{Node: node, Err: err})
+}
+
+// checkNil records a build error for each nil argument, by name.
+func (b *Builder) checkNil(node string, args ...any) {
+	for i := 0; i+1 < len(args); i += 2 {
+		if isNil(args[i+1]) {
+			b.fail(node, fmt.Errorf("%s is nil", args[i]))
+		}
+	}
+}
+
+// KStream is a typed stream of records: an unbounded sequence of key-value
+// pairs. It is a handle on a node of its Builder; copying it is cheap, and
+// every operator on it adds a child node.
+type KStream[K, V any] struct {
+	b    *Builder
+	node string
+	// keyChanged is true when an upstream operator may have changed the key,
+	// so a key-based operation downstream needs a repartition.
+	keyChanged bool
+}
+
+// From reads one topic as a stream, decoding keys and values with the given
+// serdes. Options: Named, WithOffsetReset, WithTimestampExtractor.
+func From[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
+	return FromTopics(b, []string{topic}, keySerde, valueSerde, opts...)
+}
+
+// FromTopics reads several topics as one stream. Topics of one stream (and
+// of every stream joined with it) must have the same number of partitions:
+// the application checks this at start.
+func FromTopics[K, V any](b *Builder, topics []string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
+	return addSource(b, topics, nil, keySerde, valueSerde, opts)
+}
+
+// FromPattern reads every topic whose whole name matches re, including
+// topics created later (picked up at the next metadata refresh).
+func FromPattern[K, V any](b *Builder, re *regexp.Regexp, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
+	return addSource(b, nil, re, keySerde, valueSerde, opts)
+}
+
+func addSource[K, V any](b *Builder, topics []string, re *regexp.Regexp, ks serde.Serde[K], vs serde.Serde[V], opts []Option) KStream[K, V] {
+	o := b.options(opts)
+	name := b.nodeName(o, "SOURCE")
+	b.checkNil(name, "key serde", ks, "value serde", vs)
+	extract, ok := optionFunc[func(topology.Record[K, V], int64) int64](b, name, o.timestamps, "timestamp extractor")
+	if !ok {
+		extract = nil
+	}
+	b.add(&topology.Node{
+		Name: name, Kind: topology.SourceKind, Topics: topics, Pattern: re, Reset: o.reset,
+		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
+			to, err := receivers[K, V](children)
+			return &sourceNode[K, V]{name: name, tc: tc, ks: ks, vs: vs, extract: extract, to: to}, err
+		},
+	})
+	return KStream[K, V]{b: b, node: name}
+}
+
+// child adds a processor node under s and returns its stream handle.
+func child[K, V, KR, VR any](s KStream[K, V], name string, keyChanged bool, make func(tc topology.TaskContext, to []receiver[KR, VR]) any) KStream[KR, VR] {
+	s.b.add(&topology.Node{
+		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node},
+		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
+			to, err := receivers[KR, VR](children)
+			return make(tc, to), err
+		},
+	})
+	return KStream[KR, VR]{b: s.b, node: name, keyChanged: keyChanged}
+}
+
+// receivers converts child instances into typed receivers. A mismatch is a
+// bug in this package, reported as an error rather than a panic.
+func receivers[K, V any](children []topology.Child) ([]receiver[K, V], error) {
+	out := make([]receiver[K, V], len(children))
+	for i, c := range children {
+		r, ok := c.Instance.(receiver[K, V])
+		if !ok {
+			return nil, fmt.Errorf("stream: child %q does not accept %T", c.Name, topology.Record[K, V]{})
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// validTopicChars reports whether s is a legal Kafka topic name fragment.
+func validTopicChars(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
+}

@@ -1,0 +1,220 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// KeyValue is a key and a value, as returned by FlatMap.
+type KeyValue[K, V any] struct {
+	Key   K
+	Value V
+}
+
+// KV returns a KeyValue.
+func KV[K, V any](key K, value V) KeyValue[K, V] { return KeyValue[K, V]{Key: key, Value: value} }
+
+// Filter keeps the records for which pred returns true.
+func (s KStream[K, V]) Filter(pred func(key K, value V) bool, opts ...Option) KStream[K, V] {
+	return s.filter("FILTER", pred, true, opts)
+}
+
+// FilterNot drops the records for which pred returns true.
+func (s KStream[K, V]) FilterNot(pred func(key K, value V) bool, opts ...Option) KStream[K, V] {
+	return s.filter("FILTER", pred, false, opts)
+}
+
+func (s KStream[K, V]) filter(prefix string, pred func(K, V) bool, keep bool, opts []Option) KStream[K, V] {
+	name := s.b.nodeName(s.b.options(opts), prefix)
+	s.b.checkNil(name, "predicate", pred)
+	return child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, V]) error {
+			if pred(rec.Key, rec.Value) != keep {
+				return nil
+			}
+			return forward(to, rec)
+		}}
+	})
+}
+
+// Map replaces each record's key and value. The key may change, so grouping
+// or joining the result repartitions it.
+func Map[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) (KR, VR), opts ...Option) KStream[KR, VR] {
+	name := s.b.nodeName(s.b.options(opts), "MAP")
+	s.b.checkNil(name, "mapper", fn)
+	return child(s, name, true, func(_ topology.TaskContext, to []receiver[KR, VR]) any {
+		return &opNode[K, V, KR, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, VR]) error {
+			k, v := fn(rec.Key, rec.Value)
+			return forward(to, topology.Record[KR, VR]{Key: k, Value: v, Timestamp: rec.Timestamp, Headers: rec.Headers})
+		}}
+	})
+}
+
+// MapValues replaces each record's value; the key is kept, so no
+// repartition is needed downstream.
+func MapValues[K, V, VR any](s KStream[K, V], fn func(value V) VR, opts ...Option) KStream[K, VR] {
+	name := s.b.nodeName(s.b.options(opts), "MAPVALUES")
+	s.b.checkNil(name, "mapper", fn)
+	return child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, VR]) any {
+		return &opNode[K, V, K, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, VR]) error {
+			return forward(to, topology.Record[K, VR]{Key: rec.Key, Value: fn(rec.Value), Timestamp: rec.Timestamp, Headers: rec.Headers})
+		}}
+	})
+}
+
+// SelectKey sets a new key computed from each record.
+func SelectKey[K, V, KR any](s KStream[K, V], fn func(key K, value V) KR, opts ...Option) KStream[KR, V] {
+	name := s.b.nodeName(s.b.options(opts), "KEY-SELECT")
+	s.b.checkNil(name, "key selector", fn)
+	return child(s, name, true, func(_ topology.TaskContext, to []receiver[KR, V]) any {
+		return &opNode[K, V, KR, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, V]) error {
+			return forward(to, topology.Record[KR, V]{Key: fn(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers})
+		}}
+	})
+}
+
+// FlatMap replaces each record with zero or more records; they keep the
+// input's timestamp and headers.
+func FlatMap[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) []KeyValue[KR, VR], opts ...Option) KStream[KR, VR] {
+	name := s.b.nodeName(s.b.options(opts), "FLATMAP")
+	s.b.checkNil(name, "mapper", fn)
+	return child(s, name, true, func(_ topology.TaskContext, to []receiver[KR, VR]) any {
+		return &opNode[K, V, KR, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, VR]) error {
+			for _, kv := range fn(rec.Key, rec.Value) {
+				if err := forward(to, topology.Record[KR, VR]{Key: kv.Key, Value: kv.Value, Timestamp: rec.Timestamp, Headers: rec.Headers}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+	})
+}
+
+// FlatMapValues replaces each record with one record per returned value,
+// keeping the key, timestamp and headers.
+func FlatMapValues[K, V, VR any](s KStream[K, V], fn func(value V) []VR, opts ...Option) KStream[K, VR] {
+	name := s.b.nodeName(s.b.options(opts), "FLATMAPVALUES")
+	s.b.checkNil(name, "mapper", fn)
+	return child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, VR]) any {
+		return &opNode[K, V, K, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, VR]) error {
+			for _, v := range fn(rec.Value) {
+				if err := forward(to, topology.Record[K, VR]{Key: rec.Key, Value: v, Timestamp: rec.Timestamp, Headers: rec.Headers}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+	})
+}
+
+// Peek calls fn for each record and passes the record on unchanged. fn's side
+// effects are not covered by exactly-once: a record may be peeked again
+// after a failure.
+func (s KStream[K, V]) Peek(fn func(key K, value V), opts ...Option) KStream[K, V] {
+	name := s.b.nodeName(s.b.options(opts), "PEEK")
+	s.b.checkNil(name, "action", fn)
+	return child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, V]) error {
+			fn(rec.Key, rec.Value)
+			return forward(to, rec)
+		}}
+	})
+}
+
+// ForEach calls fn for each record; it ends the stream. Like Peek, fn may see
+// a record again after a failure.
+func (s KStream[K, V]) ForEach(fn func(key K, value V), opts ...Option) {
+	name := s.b.nodeName(s.b.options(opts), "FOREACH")
+	s.b.checkNil(name, "action", fn)
+	child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], _ []receiver[K, V]) error {
+			fn(rec.Key, rec.Value)
+			return nil
+		}}
+	})
+}
+
+// Merge returns a stream with the records of s and other, in the order they
+// are processed. Both must come from the same Builder.
+func (s KStream[K, V]) Merge(other KStream[K, V], opts ...Option) KStream[K, V] {
+	name := s.b.nodeName(s.b.options(opts), "MERGE")
+	if other.b != s.b {
+		s.b.fail(name, errors.New("cannot merge streams of different builders"))
+		other.node = s.node
+	}
+	s.b.add(&topology.Node{
+		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node, other.node},
+		Make: func(_ topology.TaskContext, children []topology.Child) (any, error) {
+			to, err := receivers[K, V](children)
+			return &opNode[K, V, K, V]{name: name, to: to, fn: passThrough[K, V]}, err
+		},
+	})
+	return KStream[K, V]{b: s.b, node: name, keyChanged: s.keyChanged || other.keyChanged}
+}
+
+// To writes the stream to a topic, serializing with the given serdes.
+// Options: Named, WithPartitioner. The topic must exist at start.
+func (s KStream[K, V]) To(topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
+	s.sink(topic, nil, keySerde, valueSerde, opts)
+}
+
+// ToFunc writes each record to the topic fn returns for it (Kafka Streams'
+// TopicNameExtractor). The topics must exist.
+func (s KStream[K, V]) ToFunc(fn func(rec topology.Record[K, V]) string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
+	name := s.sink("", fn, keySerde, valueSerde, opts)
+	s.b.checkNil(name, "topic name extractor", fn)
+}
+
+func (s KStream[K, V]) sink(topic string, topicFn func(topology.Record[K, V]) string, ks serde.Serde[K], vs serde.Serde[V], opts []Option) string {
+	o := s.b.options(opts)
+	name := s.b.nodeName(o, "SINK")
+	s.b.checkNil(name, "key serde", ks, "value serde", vs)
+	if topicFn == nil && topic == "" {
+		s.b.fail(name, errors.New("empty topic name"))
+	}
+	part, _ := optionFunc[func(string, K, V, int32) int32](s.b, name, o.partitioner, "partitioner")
+	var topics []string
+	if topic != "" {
+		topics = []string{topic}
+	}
+	s.b.add(&topology.Node{
+		Name: name, Kind: topology.SinkKind, Parents: []string{s.node}, Topics: topics,
+		Make: func(tc topology.TaskContext, _ []topology.Child) (any, error) {
+			n := &sinkNode[K, V]{name: name, tc: tc, topicFn: topicFn, ks: ks, vs: vs, partitioner: part}
+			if topic != "" {
+				n.topic = tc.TopicName(topic)
+			}
+			return n, nil
+		},
+	})
+	return name
+}
+
+// Repartition writes the stream through an internal topic
+// "<app-id>-<name>-repartition" and reads it back, so records are
+// partitioned by their (new) key and downstream work is spread over that
+// topic's partitions. Options: Named (topic name; default generated),
+// WithPartitions, WithPartitioner.
+func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
+	o := s.b.options(opts)
+	base := o.name
+	if base == "" {
+		base = s.b.nodeName(o, "REPARTITION")
+	} else if !validTopicChars(base) {
+		s.b.fail(base, fmt.Errorf("name %q is not a valid topic name part (letters, digits, '.', '_', '-')", base))
+	}
+	if o.partitions < 0 {
+		s.b.fail(base, fmt.Errorf("partition count %d is negative", o.partitions))
+	}
+	topic := base + "-repartition"
+	s.b.internal = append(s.b.internal, topology.InternalTopic{Name: topic, Kind: topology.Repartition, Partitions: o.partitions})
+	var sinkOpts []Option
+	if fn, ok := optionFunc[func(string, K, V, int32) int32](s.b, base, o.partitioner, "partitioner"); ok {
+		sinkOpts = append(sinkOpts, WithPartitioner(fn))
+	}
+	s.sink(topic, nil, keySerde, valueSerde, append(sinkOpts, Named(topic+"-sink")))
+	return addSource(s.b, []string{topic}, nil, keySerde, valueSerde, []Option{Named(topic + "-source")})
+}

@@ -1,0 +1,147 @@
+package stream
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// receiver is a node instance that accepts typed records. Parents call their
+// children directly, so records move through a task without boxing.
+type receiver[K, V any] interface {
+	process(rec topology.Record[K, V]) error
+}
+
+// forward sends rec to every receiver and stops at the first error.
+func forward[K, V any](to []receiver[K, V], rec topology.Record[K, V]) error {
+	for _, c := range to {
+		if err := c.process(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// passThrough is the opNode function of nodes that forward records unchanged.
+func passThrough[K, V any](rec topology.Record[K, V], to []receiver[K, V]) error { return forward(to, rec) }
+
+// recoverPanic turns a panic in user code into a ProcessingError naming the
+// node. It must be deferred directly by the node's process method.
+func recoverPanic(node string, err *error) {
+	if p := recover(); p != nil {
+		*err = &topology.ProcessingError{Node: node, Err: fmt.Errorf("%w: %v\n%s", topology.ErrPanic, p, debug.Stack())}
+	}
+}
+
+// nodeError wraps an error returned by user code in a ProcessingError naming
+// the node, unless a node downstream already did.
+func nodeError(node string, err error) error {
+	if _, ok := err.(*topology.ProcessingError); ok || err == nil {
+		return err
+	}
+	return &topology.ProcessingError{Node: node, Err: err}
+}
+
+// opNode is the instance of a stateless operator: fn transforms one record
+// and forwards results to the children.
+type opNode[K, V, KR, VR any] struct {
+	name string
+	to   []receiver[KR, VR]
+	fn   func(rec topology.Record[K, V], to []receiver[KR, VR]) error
+}
+
+func (n *opNode[K, V, KR, VR]) process(rec topology.Record[K, V]) (err error) {
+	defer recoverPanic(n.name, &err)
+	return n.fn(rec, n.to)
+}
+
+// sourceNode decodes raw Kafka records and forwards them.
+type sourceNode[K, V any] struct {
+	name    string
+	tc      topology.TaskContext
+	ks      serde.Serde[K]
+	vs      serde.Serde[V]
+	extract func(topology.Record[K, V], int64) int64
+	to      []receiver[K, V]
+}
+
+var _ topology.Source = (*sourceNode[string, string])(nil)
+
+// Process implements topology.Source.
+func (n *sourceNode[K, V]) Process(raw *kgo.Record) (err error) {
+	k, err := n.ks.Deserialize(raw.Topic, raw.Key)
+	if err != nil {
+		return n.deserializationError(raw, true, err)
+	}
+	v, err := n.vs.Deserialize(raw.Topic, raw.Value)
+	if err != nil {
+		return n.deserializationError(raw, false, err)
+	}
+	rec := topology.Record[K, V]{Key: k, Value: v, Timestamp: raw.Timestamp.UnixMilli(), Headers: raw.Headers}
+	if n.extract != nil {
+		if err := n.extractTimestamp(&rec); err != nil {
+			return err
+		}
+	}
+	return forward(n.to, rec)
+}
+
+func (n *sourceNode[K, V]) extractTimestamp(rec *topology.Record[K, V]) (err error) {
+	defer recoverPanic(n.name, &err)
+	rec.Timestamp = n.extract(*rec, n.tc.StreamTime())
+	if rec.Timestamp < 0 {
+		return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("timestamp extractor returned negative timestamp %d", rec.Timestamp)}
+	}
+	return nil
+}
+
+func (n *sourceNode[K, V]) deserializationError(raw *kgo.Record, key bool, err error) error {
+	return &topology.DeserializationError{
+		Node: n.name, Key: key, Err: err,
+		RecordMetadata: topology.RecordMetadata{Topic: raw.Topic, Partition: raw.Partition, Offset: raw.Offset},
+	}
+}
+
+// sinkNode serializes records and hands them to the runtime.
+type sinkNode[K, V any] struct {
+	name        string
+	tc          topology.TaskContext
+	topic       string // full name; "" when chosen per record
+	topicFn     func(topology.Record[K, V]) string
+	ks          serde.Serde[K]
+	vs          serde.Serde[V]
+	partitioner func(topic string, key K, value V, numPartitions int32) int32
+}
+
+func (n *sinkNode[K, V]) process(rec topology.Record[K, V]) (err error) {
+	defer recoverPanic(n.name, &err)
+	topic := n.topic
+	if n.topicFn != nil {
+		if topic = n.topicFn(rec); topic == "" {
+			return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("topic name extractor returned an empty topic")}
+		}
+	}
+	key, err := n.ks.Serialize(topic, rec.Key)
+	if err != nil {
+		return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("serializing key for topic %q: %w", topic, err)}
+	}
+	value, err := n.vs.Serialize(topic, rec.Value)
+	if err != nil {
+		return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("serializing value for topic %q: %w", topic, err)}
+	}
+	partition := int32(-1)
+	if n.partitioner != nil {
+		count, err := n.tc.PartitionCount(topic)
+		if err != nil {
+			return &topology.ProcessingError{Node: n.name, Err: err}
+		}
+		partition = n.partitioner(topic, rec.Key, rec.Value, count)
+		if partition < 0 || partition >= count {
+			return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("partitioner returned partition %d of topic %q, which has %d", partition, topic, count)}
+		}
+	}
+	return n.tc.Send(topology.OutRecord{Topic: topic, Partition: partition, Key: key, Value: value, Headers: rec.Headers, Timestamp: rec.Timestamp})
+}

@@ -1,0 +1,135 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// Process runs a user Processor (the Processor API) on every record of s.
+// supplier is called once per task and must return a new instance each
+// time. The key may change, so grouping the result repartitions it.
+func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, KR, VR], opts ...Option) KStream[KR, VR] {
+	return addProcessor(s, "PROCESSOR", true, supplier, false, opts)
+}
+
+// ProcessValues runs a user Processor that keeps the key: records it
+// forwards get the input record's key whatever key they carry, so no
+// repartition is needed downstream. It cannot forward from a punctuator.
+func ProcessValues[K, V, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, K, VR], opts ...Option) KStream[K, VR] {
+	return addProcessor(s, "PROCESSVALUES", s.keyChanged, supplier, true, opts)
+}
+
+func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged bool, supplier func() topology.Processor[K, V, KR, VR], fixedKey bool, opts []Option) KStream[KR, VR] {
+	name := s.b.nodeName(s.b.options(opts), prefix)
+	s.b.checkNil(name, "processor supplier", supplier)
+	s.b.add(&topology.Node{
+		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node},
+		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
+			to, err := receivers[KR, VR](children)
+			if err != nil {
+				return nil, err
+			}
+			p := supplier()
+			if p == nil {
+				return nil, &topology.NodeError{Node: name, Err: errors.New("processor supplier returned nil")}
+			}
+			n := &processorNode[K, V, KR, VR]{p: p}
+			n.ctx = processorContext[KR, VR]{node: name, tc: tc, to: to, children: children}
+			if fixedKey {
+				n.ctx.fixKey = func(rec *topology.Record[KR, VR]) error {
+					if !n.inProcess {
+						return errors.New("ProcessValues cannot forward outside Process")
+					}
+					rec.Key = any(n.key).(KR) // KR == K for ProcessValues
+					return nil
+				}
+			}
+			return n, nil
+		},
+	})
+	return KStream[KR, VR]{b: s.b, node: name, keyChanged: keyChanged}
+}
+
+// processorNode adapts a user Processor to a node instance.
+type processorNode[K, V, KR, VR any] struct {
+	p         topology.Processor[K, V, KR, VR]
+	ctx       processorContext[KR, VR]
+	key       K
+	inProcess bool
+}
+
+func (n *processorNode[K, V, KR, VR]) process(rec topology.Record[K, V]) (err error) {
+	defer recoverPanic(n.ctx.node, &err)
+	n.key, n.inProcess = rec.Key, true
+	defer func() { n.inProcess = false }()
+	return nodeError(n.ctx.node, n.p.Process(rec))
+}
+
+// Init implements topology.Lifecycle.
+func (n *processorNode[K, V, KR, VR]) Init() (err error) {
+	defer recoverPanic(n.ctx.node, &err)
+	return nodeError(n.ctx.node, n.p.Init(&n.ctx))
+}
+
+// Close implements topology.Lifecycle.
+func (n *processorNode[K, V, KR, VR]) Close() (err error) {
+	defer recoverPanic(n.ctx.node, &err)
+	return nodeError(n.ctx.node, n.p.Close())
+}
+
+// processorContext implements topology.ProcessorContext for one processor
+// instance.
+type processorContext[K, V any] struct {
+	node     string
+	tc       topology.TaskContext
+	to       []receiver[K, V]
+	children []topology.Child
+	fixKey   func(*topology.Record[K, V]) error
+}
+
+var _ topology.ProcessorContext[string, string] = (*processorContext[string, string])(nil)
+
+func (c *processorContext[K, V]) Forward(rec topology.Record[K, V]) error {
+	if c.fixKey != nil {
+		if err := c.fixKey(&rec); err != nil {
+			return err
+		}
+	}
+	return forward(c.to, rec)
+}
+
+func (c *processorContext[K, V]) ForwardTo(child string, rec topology.Record[K, V]) error {
+	if c.fixKey != nil {
+		if err := c.fixKey(&rec); err != nil {
+			return err
+		}
+	}
+	for i, ch := range c.children {
+		if ch.Name == child {
+			return c.to[i].process(rec)
+		}
+	}
+	return fmt.Errorf("%w: %q has no child %q", topology.ErrUnknownChild, c.node, child)
+}
+
+func (c *processorContext[K, V]) TaskID() topology.TaskID { return c.tc.TaskID() }
+func (c *processorContext[K, V]) AppID() string           { return c.tc.AppID() }
+func (c *processorContext[K, V]) RecordMetadata() (topology.RecordMetadata, bool) {
+	return c.tc.RecordMetadata()
+}
+func (c *processorContext[K, V]) StreamTime() int64        { return c.tc.StreamTime() }
+func (c *processorContext[K, V]) WallClockTime() time.Time { return c.tc.WallClockTime() }
+func (c *processorContext[K, V]) Commit()                  { c.tc.RequestCommit() }
+
+func (c *processorContext[K, V]) Schedule(interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) (topology.Cancellable, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("stream: node %q: punctuator is nil", c.node)
+	}
+	return c.tc.Schedule(c.node, interval, typ, func(ts int64) (err error) {
+		defer recoverPanic(c.node, &err)
+		return nodeError(c.node, fn(ts))
+	})
+}

@@ -1,0 +1,356 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// NodeKind is the role of a node in the graph.
+type NodeKind int
+
+const (
+	// SourceKind nodes read records from topics.
+	SourceKind NodeKind = iota
+	// ProcessorKind nodes transform records.
+	ProcessorKind
+	// SinkKind nodes write records to a topic.
+	SinkKind
+)
+
+// OffsetReset says where a source starts reading a partition that has no
+// committed offset. The default is Earliest, as in Kafka Streams.
+type OffsetReset int
+
+const (
+	// Earliest starts at the first available offset.
+	Earliest OffsetReset = iota
+	// Latest starts at the end, skipping existing records.
+	Latest
+)
+
+// String returns "earliest" or "latest".
+func (o OffsetReset) String() string {
+	if o == Latest {
+		return "latest"
+	}
+	return "earliest"
+}
+
+// Child is a built child node instance handed to its parent's Make function.
+type Child struct {
+	Name     string
+	Instance any
+}
+
+// Node is one vertex of a topology. Package stream fills nodes in; the
+// runtime reads them. A Node must not be modified after New.
+type Node struct {
+	// Name is unique in the topology; it appears in Describe, logs and errors.
+	Name string
+	Kind NodeKind
+	// Parents names the nodes this node receives records from, all added
+	// before it. Sources have none.
+	Parents []string
+
+	// Topics are the topics a source reads (internal topics by their
+	// unprefixed name, e.g. "agg-repartition"), or the one topic a sink
+	// writes ("" for a sink that picks its topic per record).
+	Topics []string
+	// Pattern, for a source, subscribes to every topic whose whole name
+	// matches; Topics is then empty.
+	Pattern *regexp.Regexp
+	// Reset is a source's offset reset policy.
+	Reset OffsetReset
+	// Stores names the state stores the node uses.
+	Stores []string
+
+	// Make builds the node's instance for one task, given its children's
+	// instances in the order of Topology.Children. A source's instance must
+	// implement Source; any instance may implement Lifecycle.
+	Make func(tc TaskContext, children []Child) (any, error)
+}
+
+// Source is the instance of a source node: it decodes a raw Kafka record
+// and forwards the typed record to its children. Decoding errors are
+// returned as *DeserializationError before anything is forwarded.
+type Source interface {
+	Process(raw *kgo.Record) error
+}
+
+// Lifecycle is implemented by node instances that need to start and stop
+// with their task. Init runs after every instance of the task is built, in
+// topological order; Close runs when the task closes, also after failures.
+type Lifecycle interface {
+	Init() error
+	Close() error
+}
+
+// OutRecord is a serialized record a sink hands to the runtime.
+type OutRecord struct {
+	Topic string
+	// Partition is the target partition, or -1 to partition by the key's
+	// murmur2 hash as Kafka's default partitioner does.
+	Partition int32
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp int64
+}
+
+// TaskContext is implemented by the runtime (and by package streamtest) for
+// each task; node instances use it. Like the task, it is used from one
+// goroutine only.
+type TaskContext interface {
+	TaskID() TaskID
+	AppID() string
+	// RecordMetadata locates the input record being processed; ok is false
+	// during punctuation.
+	RecordMetadata() (md RecordMetadata, ok bool)
+	StreamTime() int64
+	WallClockTime() time.Time
+	// Schedule registers a punctuator of the named node.
+	Schedule(node string, interval time.Duration, typ PunctuationType, fn Punctuator) (Cancellable, error)
+	// RequestCommit asks for a commit as soon as possible.
+	RequestCommit()
+	// Send produces a record. Delivery errors are reported asynchronously
+	// to the production error handler; a returned error fails the record.
+	Send(rec OutRecord) error
+	// PartitionCount returns the number of partitions of a topic (full name).
+	PartitionCount(topic string) (int32, error)
+	// TopicName returns the full name of a topic named in the topology:
+	// internal topics get the "<app-id>-" prefix, others are unchanged.
+	TopicName(name string) string
+	Logger() *slog.Logger
+}
+
+// InternalTopicKind says what an internal topic is for.
+type InternalTopicKind int
+
+const (
+	// Repartition topics carry records between subtopologies after a key
+	// change.
+	Repartition InternalTopicKind = iota
+	// Changelog topics back state stores (compacted).
+	Changelog
+)
+
+// InternalTopic describes a topic the application creates and owns. Its
+// full name is "<app-id>-" + Name.
+type InternalTopic struct {
+	Name string
+	Kind InternalTopicKind
+	// Partitions is the partition count; 0 means as many as the largest
+	// source topic of the subtopology that writes it.
+	Partitions int32
+	// Configs are extra topic configs.
+	Configs map[string]string
+}
+
+// Subtopology is a connected component of the graph; it runs as one task
+// per partition of its source topics.
+type Subtopology struct {
+	ID int
+	// Nodes in topological order (every parent before its children).
+	Nodes []*Node
+}
+
+// Sources returns the subtopology's source nodes.
+func (s *Subtopology) Sources() []*Node {
+	var out []*Node
+	for _, n := range s.Nodes {
+		if n.Kind == SourceKind {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// SourceTopics returns the sorted topic names the subtopology's sources read
+// (internal topics unprefixed); pattern sources are not included.
+func (s *Subtopology) SourceTopics() []string {
+	var out []string
+	for _, n := range s.Sources() {
+		out = append(out, n.Topics...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Topology is a validated, immutable processing graph. It is safe for
+// concurrent use.
+type Topology struct {
+	nodes    []*Node
+	byName   map[string]*Node
+	children map[string][]string
+	subs     []*Subtopology
+	subOf    map[string]int
+	internal []InternalTopic
+}
+
+// New validates nodes (given in the order they were added, parents first)
+// and internal topics, and returns the topology. It reports every problem at
+// once as joined *NodeError values, each naming its node.
+func New(nodes []*Node, internal []InternalTopic) (*Topology, error) {
+	t := &Topology{
+		byName:   make(map[string]*Node, len(nodes)),
+		children: make(map[string][]string),
+		subOf:    make(map[string]int),
+		internal: slices.Clone(internal),
+	}
+	var errs []error
+	fail := func(n, format string, args ...any) {
+		errs = append(errs, &NodeError{Node: n, Err: fmt.Errorf(format, args...)})
+	}
+	topicOwner := map[string]string{}
+	for _, n := range nodes {
+		if n.Name == "" {
+			fail("<unnamed>", "node has no name")
+			continue
+		}
+		if _, dup := t.byName[n.Name]; dup {
+			fail(n.Name, "name is used by another node")
+			continue
+		}
+		if n.Make == nil {
+			fail(n.Name, "node has no Make function")
+		}
+		switch n.Kind {
+		case SourceKind:
+			if len(n.Parents) > 0 {
+				fail(n.Name, "a source cannot have parents")
+			}
+			if len(n.Topics) == 0 && n.Pattern == nil {
+				fail(n.Name, "source has no topics and no pattern")
+			}
+			if len(n.Topics) > 0 && n.Pattern != nil {
+				fail(n.Name, "source has both topics and a pattern")
+			}
+			for _, topic := range n.Topics {
+				if topic == "" {
+					fail(n.Name, "empty topic name")
+				} else if other, ok := topicOwner[topic]; ok {
+					fail(n.Name, "topic %q is already read by source %q", topic, other)
+				} else {
+					topicOwner[topic] = n.Name
+				}
+			}
+		case ProcessorKind, SinkKind:
+			if len(n.Parents) == 0 {
+				fail(n.Name, "node has no parent")
+			}
+			if n.Kind == SinkKind && len(n.Topics) > 1 {
+				fail(n.Name, "a sink writes one topic, got %d", len(n.Topics))
+			}
+		default:
+			fail(n.Name, "unknown node kind %d", n.Kind)
+		}
+		for _, p := range n.Parents {
+			pn, ok := t.byName[p]
+			switch {
+			case !ok:
+				fail(n.Name, "parent %q is not defined before it", p)
+			case pn.Kind == SinkKind:
+				fail(n.Name, "parent %q is a sink", p)
+			default:
+				t.children[p] = append(t.children[p], n.Name)
+			}
+		}
+		t.byName[n.Name] = n
+		t.nodes = append(t.nodes, n)
+	}
+	seen := map[string]bool{}
+	for _, it := range internal {
+		if seen[it.Name] {
+			errs = append(errs, &NodeError{Node: it.Name, Err: errors.New("internal topic defined twice")})
+		}
+		seen[it.Name] = true
+		if it.Partitions < 0 {
+			errs = append(errs, &NodeError{Node: it.Name, Err: fmt.Errorf("negative partition count %d", it.Partitions)})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	t.split()
+	return t, nil
+}
+
+// split computes the subtopologies: connected components over parent edges,
+// numbered in the order of their first node.
+func (t *Topology) split() {
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(x string) string {
+		if p, ok := parent[x]; ok && p != x {
+			r := find(p)
+			parent[x] = r
+			return r
+		}
+		return x
+	}
+	for _, n := range t.nodes {
+		parent[n.Name] = n.Name
+		for _, p := range n.Parents {
+			parent[find(n.Name)] = find(p)
+		}
+	}
+	ids := map[string]int{}
+	for _, n := range t.nodes {
+		root := find(n.Name)
+		id, ok := ids[root]
+		if !ok {
+			id = len(t.subs)
+			ids[root] = id
+			t.subs = append(t.subs, &Subtopology{ID: id})
+		}
+		t.subs[id].Nodes = append(t.subs[id].Nodes, n)
+		t.subOf[n.Name] = id
+	}
+}
+
+// Nodes returns every node in the order it was added.
+func (t *Topology) Nodes() []*Node { return t.nodes }
+
+// Node returns the named node, or nil.
+func (t *Topology) Node(name string) *Node { return t.byName[name] }
+
+// Children returns the names of a node's children in the order they were
+// added; Make receives child instances in this order.
+func (t *Topology) Children(name string) []string { return t.children[name] }
+
+// Subtopologies returns the subtopologies ordered by ID.
+func (t *Topology) Subtopologies() []*Subtopology { return t.subs }
+
+// SubtopologyOf returns the ID of the subtopology that holds the node.
+func (t *Topology) SubtopologyOf(node string) int { return t.subOf[node] }
+
+// InternalTopics returns the topics the application creates.
+func (t *Topology) InternalTopics() []InternalTopic { return t.internal }
+
+// InternalTopic returns the internal topic with the unprefixed name.
+func (t *Topology) InternalTopic(name string) (InternalTopic, bool) {
+	for _, it := range t.internal {
+		if it.Name == name {
+			return it, true
+		}
+	}
+	return InternalTopic{}, false
+}
+
+// Writers returns the IDs of the subtopologies whose sinks write the topic.
+func (t *Topology) Writers(topic string) []int {
+	var ids []int
+	for _, n := range t.nodes {
+		if n.Kind == SinkKind && slices.Contains(n.Topics, topic) && !slices.Contains(ids, t.subOf[n.Name]) {
+			ids = append(ids, t.subOf[n.Name])
+		}
+	}
+	return ids
+}
