@@ -86,6 +86,7 @@ func (n *sourceNode[K, V]) Process(raw *kgo.Record) (err error) {
 			return err
 		}
 	}
+	n.tc.AdvanceStreamTime(rec.Timestamp)
 	return forward(n.to, rec)
 }
 

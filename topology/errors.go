@@ -79,3 +79,38 @@ func (e *ProcessingError) Unwrap() error { return e.Err }
 // ErrPanic is wrapped by the ProcessingError of a panic recovered from user
 // code; the error message carries the panic value and the log the stack.
 var ErrPanic = errors.New("topology: panic in user code")
+
+// HandlerResponse is an error handler's decision.
+type HandlerResponse int
+
+const (
+	// Fail stops the application with the error (Kafka Streams' FAIL). The
+	// failing record is not committed as processed.
+	Fail HandlerResponse = iota
+	// Continue skips the record, counts it in a metric and logs it (Kafka
+	// Streams' CONTINUE); with a dead-letter topic configured the raw input
+	// record is also written there.
+	Continue
+)
+
+// ErrorContext describes the record an error handler is called for.
+type ErrorContext struct {
+	Task TaskID
+	// Node is the node that failed ("" when unknown).
+	Node string
+	// Record locates the input record; Valid is false for errors raised in
+	// punctuation. For production errors it locates the output record
+	// (Offset -1).
+	Record RecordMetadata
+	Valid  bool
+	// Key, Value, Headers and Timestamp are the raw input record's (the
+	// output record's for production errors). They must not be modified.
+	Key, Value []byte
+	Headers    []Header
+	Timestamp  int64
+}
+
+// ErrorHandler decides what happens to a record that failed to deserialize,
+// process or produce. It is called from the task's goroutine (production
+// errors: from the producer's) and must not block for long.
+type ErrorHandler func(ctx ErrorContext, err error) HandlerResponse

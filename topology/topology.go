@@ -114,6 +114,9 @@ type TaskContext interface {
 	// during punctuation.
 	RecordMetadata() (md RecordMetadata, ok bool)
 	StreamTime() int64
+	// AdvanceStreamTime is called by sources with each record's timestamp
+	// before they forward it; stream time never goes backwards.
+	AdvanceStreamTime(ts int64)
 	WallClockTime() time.Time
 	// Schedule registers a punctuator of the named node.
 	Schedule(node string, interval time.Duration, typ PunctuationType, fn Punctuator) (Cancellable, error)

@@ -1,0 +1,79 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// punctuation is one scheduled punctuator of a task.
+type punctuation struct {
+	node      string
+	typ       topology.PunctuationType
+	interval  int64 // ms
+	next      int64 // ms on the punctuation's clock
+	fn        topology.Punctuator
+	cancelled bool
+}
+
+// Cancel implements topology.Cancellable.
+func (p *punctuation) Cancel() { p.cancelled = true }
+
+// Schedule implements topology.TaskContext. The first stream-time
+// punctuation is due one interval after the current stream time (0 before
+// the first record); the first wall-clock one one interval from now.
+func (t *Task) Schedule(node string, interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) (topology.Cancellable, error) {
+	ms := interval.Milliseconds()
+	if ms < 1 {
+		return nil, fmt.Errorf("task %s: node %q: punctuation interval %v is below 1ms", t.cfg.ID, node, interval)
+	}
+	start := max(t.streamTime, 0)
+	if typ == topology.WallClockTime {
+		start = t.cfg.Clock().UnixMilli()
+	}
+	p := &punctuation{node: node, typ: typ, interval: ms, next: start + ms, fn: fn}
+	t.puncts = append(t.puncts, p)
+	return p, nil
+}
+
+// punctuate fires every due punctuator of the given type once with now, and
+// moves its next time past now. Errors go to the processing error handler.
+func (t *Task) punctuate(typ topology.PunctuationType, now int64) error {
+	for i := 0; i < len(t.puncts); i++ { // punctuators may schedule more
+		p := t.puncts[i]
+		if p.cancelled || p.typ != typ || now < p.next {
+			continue
+		}
+		for p.next <= now {
+			p.next += p.interval
+		}
+		if err := p.fn(now); err != nil {
+			err = t.processingError(err, false)
+			var pe *topology.ProcessingError
+			errors.As(err, &pe)
+			ectx := topology.ErrorContext{Task: t.cfg.ID, Node: pe.Node, Timestamp: now}
+			if t.cfg.OnProcessingError == nil || t.cfg.OnProcessingError(ectx, err) != topology.Continue {
+				return err
+			}
+			t.log.Warn("punctuation failed, continuing", "node", p.node, "err", err)
+			if t.cfg.OnSkip != nil {
+				t.cfg.OnSkip("processing")
+			}
+		}
+	}
+	t.puncts = deleteCancelled(t.puncts)
+	return nil
+}
+
+func deleteCancelled(ps []*punctuation) []*punctuation {
+	out := ps[:0]
+	for _, p := range ps {
+		if !p.cancelled {
+			out = append(out, p)
+		}
+	}
+	clear(ps[len(out):])
+	return out
+}

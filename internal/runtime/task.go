@@ -1,0 +1,401 @@
+// Package runtime runs topologies: tasks, the poll and dispatch loop, the
+// commit protocol, the group balancer and internal topic management.
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Producer is where a task's sinks write: the Kafka producer in the
+// runtime, captured output in streamtest.
+type Producer interface {
+	// Send produces a record; errors from delivery are reported elsewhere.
+	Send(rec topology.OutRecord) error
+	// PartitionCount returns a topic's partition count.
+	PartitionCount(topic string) (int32, error)
+}
+
+// TaskConfig is what a task needs besides its subtopology.
+type TaskConfig struct {
+	AppID    string
+	ID       topology.TaskID
+	Topology *topology.Topology
+	Producer Producer
+	// Clock returns the wall-clock time (time.Now when nil).
+	Clock  func() time.Time
+	Logger *slog.Logger
+	// OnDeserializationError and OnProcessingError decide what happens to a
+	// failing record; nil means fail.
+	OnDeserializationError topology.ErrorHandler
+	OnProcessingError      topology.ErrorHandler
+	// DeadLetterTopic, when set, receives every record a handler skipped.
+	DeadLetterTopic string
+	// OnSkip is called for every record a handler skipped, with the
+	// reason ("deserialization" or "processing").
+	OnSkip func(reason string)
+	// OnCommitRequest is called when a processor asks for a commit.
+	OnCommitRequest func()
+}
+
+// Task runs one subtopology for one partition number: it owns an instance of
+// every node, a queue per input partition and the task's stream time. A Task
+// is not safe for concurrent use: one goroutine owns it.
+type Task struct {
+	cfg        TaskConfig
+	log        *slog.Logger
+	sources    map[string]topology.Source // by full topic name
+	patterns   []patternSource
+	lifecycle  []topology.Lifecycle
+	queues     []*partitionQueue
+	streamTime int64
+	current    topology.RecordMetadata
+	inRecord   bool
+	puncts     []*punctuation
+	closed     bool
+}
+
+type patternSource struct {
+	re  *regexp.Regexp
+	src topology.Source
+}
+
+// partitionQueue buffers the fetched, not yet processed records of one input
+// partition and remembers the next offset to commit.
+type partitionQueue struct {
+	topic     string
+	partition int32
+	recs      []*kgo.Record
+	head      int
+	// next is the offset after the last processed record (-1: none yet),
+	// epoch its leader epoch.
+	next  int64
+	epoch int32
+}
+
+// NewTask builds the node instances of the task's subtopology and
+// initializes them in topological order.
+func NewTask(cfg TaskConfig) (*Task, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	t := &Task{
+		cfg:        cfg,
+		log:        cfg.Logger.With("task", cfg.ID.String()),
+		sources:    map[string]topology.Source{},
+		streamTime: -1,
+	}
+	sub := cfg.Topology.Subtopologies()[cfg.ID.Subtopology]
+	instances := make(map[string]any, len(sub.Nodes))
+	for i := len(sub.Nodes) - 1; i >= 0; i-- { // children before parents
+		n := sub.Nodes[i]
+		names := cfg.Topology.Children(n.Name)
+		children := make([]topology.Child, len(names))
+		for j, c := range names {
+			children[j] = topology.Child{Name: c, Instance: instances[c]}
+		}
+		inst, err := n.Make(t, children)
+		if err != nil {
+			return nil, fmt.Errorf("task %s: building node %q: %w", cfg.ID, n.Name, err)
+		}
+		instances[n.Name] = inst
+		if n.Kind == topology.SourceKind {
+			src, ok := inst.(topology.Source)
+			if !ok {
+				return nil, fmt.Errorf("task %s: source node %q does not implement topology.Source", cfg.ID, n.Name)
+			}
+			if n.Pattern != nil {
+				t.patterns = append(t.patterns, patternSource{re: anchored(n.Pattern), src: src})
+			}
+			for _, topic := range n.Topics {
+				t.sources[t.TopicName(topic)] = src
+			}
+		}
+	}
+	for _, n := range sub.Nodes {
+		if lc, ok := instances[n.Name].(topology.Lifecycle); ok {
+			t.lifecycle = append(t.lifecycle, lc)
+			if err := lc.Init(); err != nil {
+				t.Close()
+				return nil, fmt.Errorf("task %s: initializing node %q: %w", cfg.ID, n.Name, err)
+			}
+		}
+	}
+	return t, nil
+}
+
+// anchored returns re matching whole strings only, as Kafka's pattern
+// subscription does.
+func anchored(re *regexp.Regexp) *regexp.Regexp {
+	return regexp.MustCompile("^(?:" + re.String() + ")$")
+}
+
+// ID returns the task id.
+func (t *Task) ID() topology.TaskID { return t.cfg.ID }
+
+// Add appends fetched records of one partition to its queue.
+func (t *Task) Add(recs []*kgo.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	q := t.queue(recs[0].Topic, recs[0].Partition)
+	if q.head == len(q.recs) {
+		q.recs, q.head = q.recs[:0], 0
+	}
+	q.recs = append(q.recs, recs...)
+}
+
+func (t *Task) queue(topic string, partition int32) *partitionQueue {
+	for _, q := range t.queues {
+		if q.topic == topic && q.partition == partition {
+			return q
+		}
+	}
+	q := &partitionQueue{topic: topic, partition: partition, next: -1}
+	t.queues = append(t.queues, q)
+	return q
+}
+
+// Buffered returns how many records wait in the task's queues.
+func (t *Task) Buffered() int {
+	n := 0
+	for _, q := range t.queues {
+		n += len(q.recs) - q.head
+	}
+	return n
+}
+
+// next returns the queue whose head record has the smallest timestamp (ties:
+// the first queue), or nil when all are empty.
+func (t *Task) next() *partitionQueue {
+	var best *partitionQueue
+	for _, q := range t.queues {
+		if q.head < len(q.recs) && (best == nil || q.recs[q.head].Timestamp.Before(best.recs[best.head].Timestamp)) {
+			best = q
+		}
+	}
+	return best
+}
+
+// ProcessNext processes the next buffered record, if any, and fires the
+// stream-time punctuators it makes due. It reports whether a record was
+// processed. An error is returned only when the configured handler says to
+// fail; the failed record then stays unconsumed.
+func (t *Task) ProcessNext() (bool, error) {
+	q := t.next()
+	if q == nil {
+		return false, nil
+	}
+	rec := q.recs[q.head]
+	if err := t.process(rec); err != nil {
+		return false, err
+	}
+	q.recs[q.head] = nil
+	q.head++
+	q.next, q.epoch = rec.Offset+1, rec.LeaderEpoch
+	return true, t.punctuate(topology.StreamTime, t.streamTime)
+}
+
+func (t *Task) process(rec *kgo.Record) error {
+	src := t.source(rec.Topic)
+	if src == nil {
+		return fmt.Errorf("task %s: no source reads topic %q", t.cfg.ID, rec.Topic)
+	}
+	t.current = topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	t.inRecord = true
+	err := callSource(src, rec)
+	t.inRecord = false
+	if err == nil {
+		return nil
+	}
+	ectx := topology.ErrorContext{
+		Task: t.cfg.ID, Record: t.current, Valid: true,
+		Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
+	}
+	handler, reason := t.cfg.OnProcessingError, "processing"
+	var de *topology.DeserializationError
+	if errors.As(err, &de) {
+		handler, reason = t.cfg.OnDeserializationError, "deserialization"
+		ectx.Node = de.Node
+	} else {
+		err = t.processingError(err, true)
+		ectx.Node = err.(*topology.ProcessingError).Node
+	}
+	if handler == nil || handler(ectx, err) != topology.Continue {
+		return err
+	}
+	t.log.Warn("skipping record", "reason", reason, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+	if t.cfg.OnSkip != nil {
+		t.cfg.OnSkip(reason)
+	}
+	return t.deadLetter(ectx, err)
+}
+
+// callSource runs the source and everything downstream of it, recovering a
+// panic that escaped the nodes' own recovery.
+func callSource(src topology.Source, rec *kgo.Record) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v\n%s", topology.ErrPanic, p, debug.Stack())
+		}
+	}()
+	return src.Process(rec)
+}
+
+// processingError fills in the task and record of a processing error.
+func (t *Task) processingError(err error, inRecord bool) error {
+	var pe *topology.ProcessingError
+	if !errors.As(err, &pe) {
+		pe = &topology.ProcessingError{Err: err}
+	} else {
+		c := *pe
+		pe = &c
+	}
+	pe.Task, pe.Record, pe.Valid = t.cfg.ID, t.current, inRecord
+	return pe
+}
+
+// deadLetter writes a skipped record to the dead-letter topic with headers
+// describing the failure (the header names of Kafka Streams' KIP-1034).
+func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
+	if t.cfg.DeadLetterTopic == "" {
+		return nil
+	}
+	headers := append(slices.Clip(ectx.Headers),
+		topology.Header{Key: "__streams.errors.exception", Value: []byte(fmt.Sprintf("%T", errors.Unwrap(err)))},
+		topology.Header{Key: "__streams.errors.message", Value: []byte(err.Error())},
+		topology.Header{Key: "__streams.errors.topic", Value: []byte(ectx.Record.Topic)},
+		topology.Header{Key: "__streams.errors.partition", Value: []byte(strconv.Itoa(int(ectx.Record.Partition)))},
+		topology.Header{Key: "__streams.errors.offset", Value: []byte(strconv.FormatInt(ectx.Record.Offset, 10))},
+	)
+	return t.cfg.Producer.Send(topology.OutRecord{
+		Topic: t.cfg.DeadLetterTopic, Partition: -1,
+		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
+	})
+}
+
+func (t *Task) source(topic string) topology.Source {
+	if src, ok := t.sources[topic]; ok {
+		return src
+	}
+	for _, p := range t.patterns {
+		if p.re.MatchString(topic) {
+			t.sources[topic] = p.src
+			return p.src
+		}
+	}
+	return nil
+}
+
+// Offsets returns the next offset to commit for every input partition that
+// has processed a record since it was added.
+func (t *Task) Offsets() map[string]map[int32]kgo.EpochOffset {
+	out := map[string]map[int32]kgo.EpochOffset{}
+	for _, q := range t.queues {
+		if q.next < 0 {
+			continue
+		}
+		if out[q.topic] == nil {
+			out[q.topic] = map[int32]kgo.EpochOffset{}
+		}
+		out[q.topic][q.partition] = kgo.EpochOffset{Epoch: q.epoch, Offset: q.next}
+	}
+	return out
+}
+
+// PunctuateWallClock fires the wall-clock punctuators due at now.
+func (t *Task) PunctuateWallClock(now time.Time) error {
+	return t.punctuate(topology.WallClockTime, now.UnixMilli())
+}
+
+// NextWallClockPunctuation returns when the next wall-clock punctuator is
+// due; ok is false when none is scheduled.
+func (t *Task) NextWallClockPunctuation() (at time.Time, ok bool) {
+	var next int64 = -1
+	for _, p := range t.puncts {
+		if p.typ == topology.WallClockTime && !p.cancelled && (next < 0 || p.next < next) {
+			next = p.next
+		}
+	}
+	return time.UnixMilli(next), next >= 0
+}
+
+// Close closes the node instances in topological order and returns the
+// first error.
+func (t *Task) Close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	var first error
+	for _, lc := range t.lifecycle {
+		if err := lc.Close(); err != nil && first == nil {
+			first = fmt.Errorf("task %s: closing: %w", t.cfg.ID, err)
+		}
+	}
+	return first
+}
+
+// TaskContext implementation.
+
+var _ topology.TaskContext = (*Task)(nil)
+
+// TaskID implements topology.TaskContext.
+func (t *Task) TaskID() topology.TaskID { return t.cfg.ID }
+
+// AppID implements topology.TaskContext.
+func (t *Task) AppID() string { return t.cfg.AppID }
+
+// RecordMetadata implements topology.TaskContext.
+func (t *Task) RecordMetadata() (topology.RecordMetadata, bool) { return t.current, t.inRecord }
+
+// StreamTime implements topology.TaskContext.
+func (t *Task) StreamTime() int64 { return t.streamTime }
+
+// AdvanceStreamTime implements topology.TaskContext.
+func (t *Task) AdvanceStreamTime(ts int64) {
+	if ts > t.streamTime {
+		t.streamTime = ts
+	}
+}
+
+// WallClockTime implements topology.TaskContext.
+func (t *Task) WallClockTime() time.Time { return t.cfg.Clock() }
+
+// RequestCommit implements topology.TaskContext.
+func (t *Task) RequestCommit() {
+	if t.cfg.OnCommitRequest != nil {
+		t.cfg.OnCommitRequest()
+	}
+}
+
+// Send implements topology.TaskContext.
+func (t *Task) Send(rec topology.OutRecord) error { return t.cfg.Producer.Send(rec) }
+
+// PartitionCount implements topology.TaskContext.
+func (t *Task) PartitionCount(topic string) (int32, error) {
+	return t.cfg.Producer.PartitionCount(topic)
+}
+
+// TopicName implements topology.TaskContext.
+func (t *Task) TopicName(name string) string {
+	if _, ok := t.cfg.Topology.InternalTopic(name); ok {
+		return t.cfg.AppID + "-" + name
+	}
+	return name
+}
+
+// Logger implements topology.TaskContext.
+func (t *Task) Logger() *slog.Logger { return t.log }
