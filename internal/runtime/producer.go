@@ -1,0 +1,86 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// kafkaProducer implements Producer on a franz-go client. Delivery results
+// arrive on franz-go's goroutines and go to onResult.
+type kafkaProducer struct {
+	cl       *kgo.Client
+	adm      *kadm.Client
+	promise  func(*kgo.Record, error)
+	mu       sync.Mutex
+	counts   map[string]int32 // partition counts by topic; guarded by mu
+	fetchCtx context.Context
+}
+
+var _ Producer = (*kafkaProducer)(nil)
+
+func (p *kafkaProducer) Send(rec topology.OutRecord) error {
+	p.cl.Produce(context.Background(), &kgo.Record{
+		Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value,
+		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp),
+	}, p.promise)
+	return nil
+}
+
+func (p *kafkaProducer) PartitionCount(topic string) (int32, error) {
+	p.mu.Lock()
+	n, ok := p.counts[topic]
+	p.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	ctx, cancel := context.WithTimeout(p.fetchCtx, 30*time.Second)
+	defer cancel()
+	tds, err := p.adm.ListTopics(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("runtime: partition count of %q: %w", topic, err)
+	}
+	td := tds[topic]
+	if td.Err != nil {
+		return 0, fmt.Errorf("runtime: partition count of %q: %w", topic, td.Err)
+	}
+	n = int32(len(td.Partitions))
+	p.mu.Lock()
+	p.counts[topic] = n
+	p.mu.Unlock()
+	return n, nil
+}
+
+// partitioner sends records with a partition set (>= 0) there, and hashes
+// the others as Kafka's default partitioner does (murmur2 of the key,
+// sticky for null keys).
+type partitioner struct{ hash kgo.Partitioner }
+
+func newPartitioner() kgo.Partitioner { return partitioner{hash: kgo.StickyKeyPartitioner(nil)} }
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return &topicPartitioner{hash: p.hash.ForTopic(topic)}
+}
+
+type topicPartitioner struct{ hash kgo.TopicPartitioner }
+
+func (tp *topicPartitioner) RequiresConsistency(r *kgo.Record) bool { return true }
+
+func (tp *topicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Partition >= 0 {
+		return int(r.Partition)
+	}
+	return tp.hash.Partition(r, n)
+}
+
+// OnNewBatch lets the sticky partitioning of null-key records move on.
+func (tp *topicPartitioner) OnNewBatch() {
+	if nb, ok := tp.hash.(kgo.TopicPartitionerOnNewBatch); ok {
+		nb.OnNewBatch()
+	}
+}

@@ -1,0 +1,529 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Config configures a Runtime. Package stream validates it and fills in
+// defaults; the runtime trusts it.
+type Config struct {
+	AppID          string
+	Brokers        []string
+	Topology       *topology.Topology
+	CommitInterval time.Duration
+	// ClientOpts are appended to the runtime's own franz-go options.
+	ClientOpts []kgo.Opt
+	Logger     *slog.Logger
+	// Error handlers; nil means fail.
+	OnDeserializationError topology.ErrorHandler
+	OnProcessingError      topology.ErrorHandler
+	OnProductionError      topology.ErrorHandler
+	DeadLetterTopic        string
+	// MaxBufferedPerPartition is how many fetched records a task may hold
+	// per input partition before its partitions are paused.
+	MaxBufferedPerPartition int
+	// OnRebalancing and OnRunning report the group state: called when a
+	// rebalance starts and when tasks are assigned and running.
+	OnRebalancing, OnRunning func()
+	Metrics                  *Metrics
+}
+
+// Runtime runs a topology as one member of the application's consumer
+// group. Run is its whole lifecycle.
+type Runtime struct {
+	cfg  Config
+	log  *slog.Logger
+	cl   *kgo.Client
+	adm  *kadm.Client
+	prod *kafkaProducer
+
+	// mu serializes task management and commits between the poll loop and
+	// the group callbacks.
+	mu      sync.Mutex
+	workers map[topology.TaskID]*worker // guarded by mu
+	closing bool                        // guarded by mu
+
+	commitRequested chan struct{} // cap 1
+	failed          chan struct{} // closed by fail
+	failOnce        sync.Once
+	err             error // the first fatal error; set before failed is closed
+}
+
+// New returns a runtime for cfg; Run starts it.
+func New(cfg Config) *Runtime {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.MaxBufferedPerPartition <= 0 {
+		cfg.MaxBufferedPerPartition = 1000
+	}
+	return &Runtime{
+		cfg:             cfg,
+		log:             cfg.Logger.With("app", cfg.AppID),
+		workers:         map[topology.TaskID]*worker{},
+		commitRequested: make(chan struct{}, 1),
+		failed:          make(chan struct{}),
+	}
+}
+
+// fail records the first fatal error and wakes the poll loop.
+func (r *Runtime) fail(err error) {
+	r.failOnce.Do(func() {
+		r.err = err
+		close(r.failed)
+	})
+}
+
+// fatal returns the first fatal error, or nil.
+func (r *Runtime) fatal() error {
+	select {
+	case <-r.failed:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+func (r *Runtime) topicName(name string) string {
+	if _, ok := r.cfg.Topology.InternalTopic(name); ok {
+		return r.cfg.AppID + "-" + name
+	}
+	return name
+}
+
+// subOf maps a full topic name to the sub-topology that reads it.
+func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool)) {
+	type pattern struct {
+		re  *regexp.Regexp
+		sub int
+	}
+	literal := map[string]int{}
+	var patterns []pattern
+	for _, sub := range r.cfg.Topology.Subtopologies() {
+		for _, src := range sub.Sources() {
+			if src.Pattern != nil {
+				patterns = append(patterns, pattern{anchored(src.Pattern), sub.ID})
+				topics = append(topics, src.Pattern.String())
+			}
+			for _, t := range src.Topics {
+				literal[r.topicName(t)] = sub.ID
+				topics = append(topics, r.topicName(t))
+			}
+		}
+	}
+	if len(patterns) > 0 { // kgo then treats every topic as a regex
+		for i, t := range topics {
+			if _, ok := literal[t]; ok {
+				topics[i] = "^" + regexp.QuoteMeta(t) + "$"
+			}
+		}
+	}
+	return topics, func(topic string) (int, bool) {
+		if sub, ok := literal[topic]; ok {
+			return sub, true
+		}
+		for _, p := range patterns {
+			if p.re.MatchString(topic) {
+				return p.sub, true
+			}
+		}
+		return 0, false
+	}
+}
+
+// Run checks and creates topics, joins the group and processes until ctx is
+// done or a task fails. On ctx cancellation it finishes the current
+// records, flushes, commits, closes the tasks and leaves the group, and
+// returns nil; on failure it returns the error without committing the
+// failed work.
+func (r *Runtime) Run(ctx context.Context) error {
+	topics, subOf := r.subscription()
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.WithLogger(kgoLogger{r.log}),
+		kgo.ConsumerGroup(r.cfg.AppID),
+		kgo.ConsumeTopics(topics...),
+		kgo.Balancers(&balancer{subOf: subOf}),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+		kgo.RecordPartitioner(newPartitioner()),
+		kgo.ConsumeResetOffset(r.resetOffset()),
+		kgo.MetadataMinAge(time.Second),
+	}
+	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *topology.Node) bool { return n.Pattern != nil }) {
+		opts = append(opts, kgo.ConsumeRegex())
+	}
+	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log})}, r.cfg.ClientOpts...)...)
+	if err != nil {
+		return fmt.Errorf("runtime: creating admin client: %w", err)
+	}
+	defer adminCl.Close()
+	r.adm = kadm.NewClient(adminCl)
+	if err := r.prepareTopics(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	r.cl, err = kgo.NewClient(append(opts, r.cfg.ClientOpts...)...)
+	if err != nil {
+		return fmt.Errorf("runtime: creating client: %w", err)
+	}
+	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, fetchCtx: ctx, promise: r.onProduced}
+	r.notify(r.cfg.OnRebalancing)
+
+	err = r.poll(ctx)
+	r.shutdown(err)
+	r.cl.Close() // leaves the group; revocation finds no tasks left
+	if err == nil {
+		err = r.fatal()
+	}
+	return err
+}
+
+// resetOffset is the offset reset policy shared by all sources: franz-go
+// has one per client, so mixed policies are rejected by package stream.
+func (r *Runtime) resetOffset() kgo.Offset {
+	for _, n := range r.cfg.Topology.Nodes() {
+		if n.Kind == topology.SourceKind && n.Reset == topology.Latest {
+			return kgo.NewOffset().AtEnd()
+		}
+	}
+	return kgo.NewOffset().AtStart()
+}
+
+func (r *Runtime) notify(fn func()) {
+	if fn != nil {
+		fn()
+	}
+}
+
+// poll is the poll loop: fetch, dispatch to tasks, commit when due.
+func (r *Runtime) poll(ctx context.Context) error {
+	nextCommit := time.Now().Add(r.cfg.CommitInterval)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, min(100*time.Millisecond, max(time.Until(nextCommit), time.Millisecond)))
+		fetches := r.cl.PollRecords(pctx, 10_000)
+		cancel()
+		if ctx.Err() != nil {
+			r.cl.AllowRebalance()
+			return nil
+		}
+		if fetches.IsClientClosed() {
+			return errors.New("runtime: client closed")
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				r.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		r.dispatch(fetches)
+		select {
+		case <-r.failed:
+			r.cl.AllowRebalance()
+			return r.err
+		default:
+		}
+		commitNow := time.Now().After(nextCommit)
+		select {
+		case <-r.commitRequested:
+			commitNow = true
+		default:
+		}
+		if commitNow {
+			r.mu.Lock()
+			err := r.commitLocked(ctx, r.workerList())
+			r.mu.Unlock()
+			if err != nil {
+				r.cl.AllowRebalance()
+				return err
+			}
+			nextCommit = time.Now().Add(r.cfg.CommitInterval)
+		}
+		r.resumeDrained()
+		r.cl.AllowRebalance()
+	}
+}
+
+// dispatch hands fetched records to their tasks and pauses the partitions
+// of tasks that hold too many.
+func (r *Runtime) dispatch(fetches kgo.Fetches) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pause := map[string][]int32{}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		w := r.workerFor(p.Topic, p.Partition)
+		if w == nil {
+			r.log.Debug("dropping records of an unassigned partition", "topic", p.Topic, "partition", p.Partition)
+			return
+		}
+		if w.enqueue(p.Records) > r.cfg.MaxBufferedPerPartition*len(w.partitions) && !w.paused {
+			w.paused = true
+			for _, tp := range w.partitions {
+				pause[tp.topic] = append(pause[tp.topic], tp.partition)
+			}
+		}
+	})
+	if len(pause) > 0 {
+		r.cl.PauseFetchPartitions(pause)
+	}
+}
+
+// resumeDrained resumes the partitions of paused tasks that have worked
+// their buffer down to half the limit.
+func (r *Runtime) resumeDrained() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	resume := map[string][]int32{}
+	for _, w := range r.workers {
+		if w.paused && w.buffered.Load() <= int64(r.cfg.MaxBufferedPerPartition*len(w.partitions)/2) {
+			w.paused = false
+			for _, tp := range w.partitions {
+				resume[tp.topic] = append(resume[tp.topic], tp.partition)
+			}
+		}
+	}
+	if len(resume) > 0 {
+		r.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+// workerFor returns the worker of a partition's task. REQUIRES: r.mu held.
+func (r *Runtime) workerFor(topic string, partition int32) *worker {
+	for _, w := range r.workers {
+		if w.task.ID().Partition == partition && slices.ContainsFunc(w.partitions, func(tp topicPartition) bool { return tp.topic == topic }) {
+			return w
+		}
+	}
+	return nil
+}
+
+// workerList returns the workers sorted by task. REQUIRES: r.mu held.
+func (r *Runtime) workerList() []*worker {
+	ws := make([]*worker, 0, len(r.workers))
+	for _, w := range r.workers {
+		ws = append(ws, w)
+	}
+	slices.SortFunc(ws, func(a, b *worker) int { return compareTasks(a.task.ID(), b.task.ID()) })
+	return ws
+}
+
+// commitLocked brings every worker to a barrier between records, flushes
+// the producer and commits the workers' consumed offsets. Records that
+// failed to produce fail the commit, so their inputs are never committed.
+// REQUIRES: r.mu held.
+func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
+	for _, w := range ws {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+	}
+	if err := r.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("runtime: flushing produced records: %w", err)
+	}
+	if err := r.fatal(); err != nil {
+		return err
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, w := range ws {
+		for topic, ps := range w.task.Offsets() {
+			if offsets[topic] == nil {
+				offsets[topic] = map[int32]kgo.EpochOffset{}
+			}
+			for p, o := range ps {
+				offsets[topic][p] = o
+			}
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var commitErr error
+	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && commitErr == nil {
+					commitErr = fmt.Errorf("%s-%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		// Not fatal under at-least-once: the group moved on (rebalance or
+		// fencing) and the new owner reprocesses from the last commit.
+		r.log.Warn("offset commit failed; records since the last commit will be processed again", "err", commitErr)
+		return nil
+	}
+	r.cfg.Metrics.commits.Inc()
+	return nil
+}
+
+// onAssigned creates a task for each assigned task id and starts it.
+func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing || r.fatal() != nil {
+		return
+	}
+	_, subOf := r.subscription()
+	for topic, ps := range assigned {
+		sub, ok := subOf(topic)
+		if !ok {
+			continue
+		}
+		for _, p := range ps {
+			id := topology.TaskID{Subtopology: sub, Partition: p}
+			w := r.workers[id]
+			if w == nil {
+				var err error
+				if w, err = r.newWorker(id); err != nil {
+					r.fail(err)
+					return
+				}
+				r.workers[id] = w
+			}
+			w.partitions = append(w.partitions, topicPartition{topic, p})
+		}
+	}
+	for _, w := range r.workers {
+		w.start()
+	}
+	r.cfg.Metrics.tasks.Set(float64(len(r.workers)))
+	r.log.Info("tasks assigned", "tasks", len(r.workers))
+	r.notify(r.cfg.OnRunning)
+}
+
+// onRevoked stops every task at a record boundary, commits their work and
+// closes them (the protocol is eager: everything is revoked).
+func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
+	r.notify(r.cfg.OnRebalancing)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeWorkersLocked(ctx, r.fatal() == nil)
+}
+
+// onLost closes every task without committing: another member may already
+// own the partitions.
+func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
+	r.notify(r.cfg.OnRebalancing)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeWorkersLocked(ctx, false)
+}
+
+// shutdown stops and closes all tasks, committing their work unless err
+// (or an earlier failure) says the run failed.
+func (r *Runtime) shutdown(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closing = true
+	r.closeWorkersLocked(context.Background(), err == nil && r.fatal() == nil)
+}
+
+// closeWorkersLocked stops all workers, commits their work if commit is
+// set, and closes their tasks. REQUIRES: r.mu held.
+func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) {
+	ws := r.workerList()
+	for _, w := range ws {
+		w.stopAndWait()
+	}
+	if commit && len(ws) > 0 {
+		if err := r.commitLocked(ctx, ws); err != nil {
+			r.fail(err)
+		}
+	}
+	resume := map[string][]int32{}
+	for _, w := range ws {
+		if err := w.task.Close(); err != nil {
+			r.log.Warn("closing task", "task", w.task.ID().String(), "err", err)
+		}
+		for _, tp := range w.partitions {
+			resume[tp.topic] = append(resume[tp.topic], tp.partition)
+		}
+		delete(r.workers, w.task.ID())
+	}
+	if len(resume) > 0 {
+		r.cl.ResumeFetchPartitions(resume)
+	}
+	r.cfg.Metrics.tasks.Set(0)
+}
+
+// onProduced is the delivery callback of every produced record.
+func (r *Runtime) onProduced(rec *kgo.Record, err error) {
+	if err == nil {
+		r.cfg.Metrics.produced.Inc()
+		return
+	}
+	r.cfg.Metrics.productionErrors.Inc()
+	ectx := topology.ErrorContext{
+		Record: topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: -1},
+		Valid:  true, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
+	}
+	err = fmt.Errorf("runtime: producing to %s: %w", rec.Topic, err)
+	if r.cfg.OnProductionError != nil && r.cfg.OnProductionError(ectx, err) == topology.Continue {
+		r.log.Warn("dropping record that failed to produce", "topic", rec.Topic, "err", err)
+		r.cfg.Metrics.skipped.WithLabelValues("production").Inc()
+		return
+	}
+	r.fail(err)
+}
+
+// requestCommit asks the poll loop for a commit at its next turn.
+func (r *Runtime) requestCommit() {
+	select {
+	case r.commitRequested <- struct{}{}:
+	default:
+	}
+}
+
+// kgoLogger forwards franz-go's logs to slog.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel {
+	switch ctx := context.Background(); {
+	case l.log.Enabled(ctx, slog.LevelDebug):
+		return kgo.LogLevelDebug
+	case l.log.Enabled(ctx, slog.LevelInfo):
+		return kgo.LogLevelInfo
+	default:
+		return kgo.LogLevelWarn
+	}
+}
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lvl := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		lvl = slog.LevelError
+	case kgo.LogLevelWarn:
+		lvl = slog.LevelWarn
+	case kgo.LogLevelInfo:
+		lvl = slog.LevelInfo
+	}
+	l.log.Log(context.Background(), lvl, "kafka client: "+msg, keyvals...)
+}

@@ -1,0 +1,151 @@
+package runtime
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// batchSize bounds how many records a worker processes before it releases
+// its lock, so a commit never waits long for the barrier.
+const batchSize = 256
+
+// worker is the goroutine that owns one task. The poll loop hands it records
+// through the inbox; the committer takes mu to stop it between records.
+type worker struct {
+	task       *Task
+	rt         *Runtime
+	partitions []topicPartition // guarded by rt.mu
+	paused     bool             // guarded by rt.mu
+
+	// mu is held while the task processes records.
+	mu sync.Mutex
+
+	inboxMu  sync.Mutex
+	inbox    [][]*kgo.Record // guarded by inboxMu
+	buffered atomic.Int64    // records handed over and not yet processed
+
+	wake    chan struct{} // cap 1
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
+}
+
+func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
+	task, err := NewTask(TaskConfig{
+		AppID: r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
+		OnDeserializationError: r.cfg.OnDeserializationError,
+		OnProcessingError:      r.cfg.OnProcessingError,
+		DeadLetterTopic:        r.cfg.DeadLetterTopic,
+		OnSkip:                 func(reason string) { r.cfg.Metrics.skipped.WithLabelValues(reason).Inc() },
+		OnCommitRequest:        r.requestCommit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &worker{task: task, rt: r, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// enqueue hands records to the worker and returns how many it now holds.
+func (w *worker) enqueue(recs []*kgo.Record) int {
+	w.inboxMu.Lock()
+	w.inbox = append(w.inbox, recs)
+	w.inboxMu.Unlock()
+	n := w.buffered.Add(int64(len(recs)))
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return int(n)
+}
+
+func (w *worker) start() {
+	if !w.started {
+		w.started = true
+		go w.run()
+	}
+}
+
+// stopAndWait stops the worker at a record boundary and waits for it.
+func (w *worker) stopAndWait() {
+	if !w.started {
+		return
+	}
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if at, ok := w.task.NextWallClockPunctuation(); ok {
+			timer.Reset(time.Until(at))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-w.wake:
+		case <-timer.C:
+		}
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			n, err := w.processBatch()
+			if err != nil {
+				w.rt.fail(err)
+				return
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+// processBatch moves the inbox into the task and processes up to batchSize
+// records, then due wall-clock punctuators.
+func (w *worker) processBatch() (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inboxMu.Lock()
+	inbox := w.inbox
+	w.inbox = nil
+	w.inboxMu.Unlock()
+	for _, recs := range inbox {
+		w.task.Add(recs)
+	}
+	n := 0
+	var err error
+	for n < batchSize {
+		var ok bool
+		if ok, err = w.task.ProcessNext(); !ok {
+			break
+		}
+		n++
+	}
+	w.buffered.Add(-int64(n))
+	w.rt.cfg.Metrics.processed.Add(float64(n))
+	if err == nil {
+		err = w.task.PunctuateWallClock(time.Now())
+	}
+	return n, err
+}

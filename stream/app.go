@@ -1,0 +1,171 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/runnel-dev/runnel/internal/runtime"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// State is the lifecycle state of an App, with Kafka Streams' names.
+type State int
+
+const (
+	// Created: NewApp succeeded, Run not called yet.
+	Created State = iota
+	// Rebalancing: joining the group or moving tasks; not processing.
+	Rebalancing
+	// Running: tasks are assigned and processing.
+	Running
+	// PendingShutdown: Run's context is done; finishing, committing and
+	// leaving the group.
+	PendingShutdown
+	// NotRunning: Run returned after a clean shutdown.
+	NotRunning
+	// PendingError: a task failed; shutting down without committing it.
+	PendingError
+	// Error: Run returned an error.
+	Error
+)
+
+var stateNames = [...]string{"CREATED", "REBALANCING", "RUNNING", "PENDING_SHUTDOWN", "NOT_RUNNING", "PENDING_ERROR", "ERROR"}
+
+// String returns the Kafka Streams name, e.g. "RUNNING".
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// ErrAlreadyRun is returned by Run when called more than once.
+var ErrAlreadyRun = errors.New("stream: App.Run called more than once")
+
+// App is a stream processing application: a topology and its config. Its
+// methods are safe for concurrent use; Run may be called once.
+type App struct {
+	topo *topology.Topology
+	cfg  Config
+	rt   *runtime.Runtime
+
+	mu    sync.Mutex
+	state State // guarded by mu
+	ran   bool  // guarded by mu
+}
+
+// NewApp builds the topology and validates cfg. Errors name the invalid
+// node (matching topology.ErrInvalid) or Config field (matching ErrConfig).
+// NewApp does no I/O: topics are checked when Run starts.
+func NewApp(b *Builder, cfg Config) (*App, error) {
+	topo, err := b.Build()
+	if err != nil {
+		return nil, err
+	}
+	return NewAppFromTopology(topo, cfg)
+}
+
+// NewAppFromTopology is NewApp for an already built topology.
+func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkOffsetResets(topo); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	a := &App{topo: topo, cfg: cfg}
+	a.rt = runtime.New(runtime.Config{
+		AppID:                   cfg.AppID,
+		Brokers:                 cfg.Brokers,
+		Topology:                topo,
+		CommitInterval:          cfg.CommitInterval,
+		ClientOpts:              cfg.ClientOpts,
+		Logger:                  cfg.Logger,
+		OnDeserializationError:  cfg.DeserializationErrorHandler,
+		OnProcessingError:       cfg.ProcessingErrorHandler,
+		OnProductionError:       cfg.ProductionErrorHandler,
+		DeadLetterTopic:         cfg.DeadLetterQueueTopic,
+		MaxBufferedPerPartition: cfg.MaxBufferedRecordsPerPartition,
+		OnRebalancing:           func() { a.setState(Rebalancing) },
+		OnRunning:               func() { a.setState(Running) },
+		Metrics:                 runtime.NewMetrics(cfg.Registerer),
+	})
+	return a, nil
+}
+
+// checkOffsetResets rejects topologies whose sources use different offset
+// reset policies: the Kafka client has one policy for all topics.
+func checkOffsetResets(topo *topology.Topology) error {
+	var first *topology.Node
+	for _, n := range topo.Nodes() {
+		if n.Kind != topology.SourceKind {
+			continue
+		}
+		if first == nil {
+			first = n
+		} else if n.Reset != first.Reset {
+			return &topology.NodeError{Node: n.Name, Err: fmt.Errorf("offset reset %s differs from %s of source %q; one policy per application is supported", n.Reset, first.Reset, first.Name)}
+		}
+	}
+	return nil
+}
+
+// Topology returns the compiled topology, e.g. for Describe.
+func (a *App) Topology() *topology.Topology { return a.topo }
+
+// State returns the current state.
+func (a *App) State() State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// setState moves to s (no-op once shutting down, except to the final
+// states) and calls the listener.
+func (a *App) setState(s State) {
+	a.mu.Lock()
+	old := a.state
+	if old == s || (old >= PendingShutdown && s < PendingShutdown) {
+		a.mu.Unlock()
+		return
+	}
+	a.state = s
+	a.mu.Unlock()
+	a.cfg.Logger.Info("state change", "app", a.cfg.AppID, "from", old.String(), "to", s.String())
+	if a.cfg.StateListener != nil {
+		a.cfg.StateListener(old, s)
+	}
+}
+
+// Run runs the application until ctx is done or it fails. It checks that
+// source and sink topics exist (an error names any that is missing),
+// creates internal topics, joins the consumer group AppID and processes
+// the assigned tasks. When ctx is done it finishes the records in
+// progress, flushes, commits, leaves the group and returns nil. When a
+// record fails under LogAndFail, or a production or commit fails, it stops
+// without committing the failed work and returns the error.
+func (a *App) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.ran {
+		a.mu.Unlock()
+		return ErrAlreadyRun
+	}
+	a.ran = true
+	a.mu.Unlock()
+
+	a.setState(Rebalancing)
+	stop := context.AfterFunc(ctx, func() { a.setState(PendingShutdown) })
+	defer stop()
+	err := a.rt.Run(ctx)
+	if err != nil {
+		a.setState(PendingError)
+		a.setState(Error)
+		return err
+	}
+	a.setState(PendingShutdown)
+	a.setState(NotRunning)
+	return nil
+}

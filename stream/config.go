@@ -1,0 +1,165 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Guarantee is the processing guarantee.
+type Guarantee int
+
+const (
+	// AtLeastOnce commits input offsets after the outputs they caused are
+	// acknowledged, so a crash may reprocess (duplicate) but never lose
+	// records. The default.
+	AtLeastOnce Guarantee = iota
+	// ExactlyOnce is Kafka's read-process-write transactions (KIP-447). Not
+	// implemented yet: NewApp rejects it.
+	ExactlyOnce
+)
+
+// String returns "at_least_once" or "exactly_once", Kafka Streams' names.
+func (g Guarantee) String() string {
+	switch g {
+	case AtLeastOnce:
+		return "at_least_once"
+	case ExactlyOnce:
+		return "exactly_once"
+	}
+	return fmt.Sprintf("Guarantee(%d)", int(g))
+}
+
+// ErrConfig is wrapped by every error NewApp returns for a bad Config; the
+// message names the field.
+var ErrConfig = errors.New("stream: invalid config")
+
+// Config configures an App. Zero fields mean Kafka Streams' defaults; NewApp
+// validates it once and names the offending field.
+type Config struct {
+	// AppID is the application id: the consumer group id and the prefix of
+	// internal topics. Required; letters, digits, '.', '_' and '-'.
+	// (Kafka Streams: application.id.)
+	AppID string
+	// Brokers are the bootstrap servers, "host:port". Required.
+	// (bootstrap.servers.)
+	Brokers []string
+	// StateDir is where local state lives, under StateDir/AppID. Default:
+	// os.TempDir()/runnel. Stateless topologies do not use it. (state.dir.)
+	StateDir string
+	// Guarantee is the processing guarantee. Default AtLeastOnce.
+	// (processing.guarantee.)
+	Guarantee Guarantee
+	// CommitInterval is how often offsets are committed. Default 30s under
+	// AtLeastOnce. (commit.interval.ms.)
+	CommitInterval time.Duration
+	// ClientOpts are extra franz-go options appended to Runnel's own for
+	// every client, e.g. kgo.SASL, kgo.DialTLSConfig, kgo.ProducerLinger.
+	// Options that change group membership, consumed topics, offset
+	// commits or partitioning break the runtime's guarantees.
+	ClientOpts []kgo.Opt
+	// Logger receives structured logs (app, task, topic, partition fields).
+	// Default slog.Default().
+	Logger *slog.Logger
+	// DeserializationErrorHandler handles input records whose key or value
+	// cannot be decoded. Default LogAndFail.
+	// (deserialization.exception.handler.)
+	DeserializationErrorHandler topology.ErrorHandler
+	// ProcessingErrorHandler handles errors and panics raised while
+	// processing a record or punctuating. Default LogAndFail.
+	// (processing.exception.handler.)
+	ProcessingErrorHandler topology.ErrorHandler
+	// ProductionErrorHandler handles records Kafka refused to accept.
+	// Default LogAndFail; with LogAndContinue the record is dropped (and
+	// counted), so use it only for outputs you can afford to lose.
+	// (production.exception.handler.)
+	ProductionErrorHandler topology.ErrorHandler
+	// DeadLetterQueueTopic, when set, receives the raw input record of
+	// every record a deserialization or processing handler skipped, with
+	// __streams.errors.* headers naming the failure and its source
+	// topic/partition/offset. The topic must exist.
+	// (errors.dead.letter.queue.topic.name.)
+	DeadLetterQueueTopic string
+	// MaxBufferedRecordsPerPartition is how many fetched records a task may
+	// hold per input partition before fetching of its partitions pauses.
+	// Default 1000. (buffered.records.per.partition.)
+	MaxBufferedRecordsPerPartition int
+	// StateListener is called on every state change, synchronously from the
+	// goroutine that caused it; it must not block or call Run.
+	StateListener func(old, new State)
+	// Registerer receives the application's Prometheus metrics. Default: a
+	// private registry.
+	Registerer prometheus.Registerer
+}
+
+// withDefaults returns cfg with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.StateDir == "" {
+		c.StateDir = filepath.Join(os.TempDir(), "runnel")
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 30 * time.Second
+		if c.Guarantee == ExactlyOnce {
+			c.CommitInterval = 100 * time.Millisecond
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.DeserializationErrorHandler == nil {
+		c.DeserializationErrorHandler = LogAndFail
+	}
+	if c.ProcessingErrorHandler == nil {
+		c.ProcessingErrorHandler = LogAndFail
+	}
+	if c.ProductionErrorHandler == nil {
+		c.ProductionErrorHandler = LogAndFail
+	}
+	if c.MaxBufferedRecordsPerPartition == 0 {
+		c.MaxBufferedRecordsPerPartition = 1000
+	}
+	return c
+}
+
+// validate reports every invalid field.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: Config.%s: %s", ErrConfig, field, fmt.Sprintf(format, args...)))
+	}
+	if c.AppID == "" {
+		bad("AppID", "required")
+	} else if !validTopicChars(c.AppID) {
+		bad("AppID", "%q may only contain letters, digits, '.', '_' and '-'", c.AppID)
+	}
+	if len(c.Brokers) == 0 {
+		bad("Brokers", "at least one bootstrap server is required")
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("Brokers", "%q is not host:port: %v", b, err)
+		}
+	}
+	switch c.Guarantee {
+	case AtLeastOnce:
+	case ExactlyOnce:
+		bad("Guarantee", "exactly_once is not implemented yet; use AtLeastOnce")
+	default:
+		bad("Guarantee", "unknown value %d", int(c.Guarantee))
+	}
+	if c.CommitInterval < 0 {
+		bad("CommitInterval", "negative duration %v", c.CommitInterval)
+	}
+	if c.MaxBufferedRecordsPerPartition < 0 {
+		bad("MaxBufferedRecordsPerPartition", "negative value %d", c.MaxBufferedRecordsPerPartition)
+	}
+	return errors.Join(errs...)
+}

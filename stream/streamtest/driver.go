@@ -1,0 +1,375 @@
+package streamtest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/runtime"
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var (
+	// ErrNoRecord is wrapped by the error Output.ReadRecord and
+	// Output.ReadKeyValue return when the topic has no unread record.
+	ErrNoRecord = errors.New("streamtest: no record")
+	// ErrClosed is wrapped by the errors of Pipe and AdvanceWallClock after
+	// Driver.Close.
+	ErrClosed = errors.New("streamtest: driver closed")
+)
+
+// Config configures a Driver. The zero value is ready to use; every field's
+// doc gives its default.
+type Config struct {
+	// AppID is the application id: internal topics are named
+	// "<AppID>-<name>", e.g. "streamtest-counts-repartition". Default
+	// "streamtest".
+	AppID string
+	// StartTime is the initial wall-clock time and the initial record time
+	// of every Input. Default: time.UnixMilli(0).
+	StartTime time.Time
+	// Logger receives the tasks' logs. Default: logs are discarded.
+	Logger *slog.Logger
+	// DeserializationErrorHandler decides what happens to an input record
+	// whose key or value cannot be decoded. Default (nil): fail, as
+	// stream.LogAndFail — Pipe returns the *topology.DeserializationError.
+	DeserializationErrorHandler topology.ErrorHandler
+	// ProcessingErrorHandler decides what happens to a record whose
+	// processing returned an error or panicked, and to failed punctuations.
+	// Default (nil): fail, as stream.LogAndFail — Pipe (or
+	// AdvanceWallClock) returns the *topology.ProcessingError.
+	ProcessingErrorHandler topology.ErrorHandler
+	// DeadLetterQueueTopic, when set, receives the raw input record of
+	// every record a handler skipped (Continue), with headers describing
+	// the error ("__streams.errors.exception", "__streams.errors.message",
+	// "__streams.errors.topic", "__streams.errors.partition",
+	// "__streams.errors.offset"). Read it with OutputTopic. Default: none.
+	DeadLetterQueueTopic string
+}
+
+// Driver runs a topology synchronously: one task per subtopology, every topic
+// with one partition, a controllable wall clock and captured output.
+//
+// A Driver, and the Inputs and Outputs made from it, are not safe for
+// concurrent use: use them from one goroutine (or synchronize). The caller
+// must call Close, which closes the processors.
+//
+// When an error handler says to fail, a running application stops; the
+// Driver instead returns the error from the call that processed the record
+// (Pipe or AdvanceWallClock) and drops the failing record, so a test can
+// check the error and go on piping. Records still queued behind it (e.g.
+// other records of a repartition topic) are processed by the next call.
+type Driver struct {
+	cfg    Config
+	topo   *topology.Topology
+	tasks  []*runtime.Task
+	now    time.Time
+	closed bool
+
+	// offsets holds the next offset of every topic (full name).
+	offsets map[string]int64
+	// out holds the unread records produced to each topic (full name).
+	out map[string][]*kgo.Record
+	// readers caches which tasks read a topic (full name).
+	readers map[string][]int
+	// sources lists, per task, the full topic names and the patterns its
+	// sources read.
+	sources []taskSources
+	// pending holds produced records waiting to be added to the tasks that
+	// read their topics.
+	pending []delivery
+
+	// failed is the first error a handler said to fail on during the
+	// current call; dropDeadLetter suppresses the dead-letter record the
+	// task writes for that record (see handler).
+	failed         error
+	dropDeadLetter bool
+}
+
+type taskSources struct {
+	topics   []string
+	patterns []*regexp.Regexp
+}
+
+type delivery struct {
+	task int
+	rec  *kgo.Record
+}
+
+// New returns a Driver running t. It builds and initializes every task
+// (processors' Init runs here) and returns an error if one fails.
+func New(t *topology.Topology, cfg Config) (*Driver, error) {
+	if t == nil {
+		return nil, errors.New("streamtest: topology is nil")
+	}
+	if cfg.AppID == "" {
+		cfg.AppID = "streamtest"
+	}
+	if cfg.StartTime.IsZero() {
+		cfg.StartTime = time.UnixMilli(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Driver{
+		cfg:     cfg,
+		topo:    t,
+		now:     cfg.StartTime,
+		offsets: map[string]int64{},
+		out:     map[string][]*kgo.Record{},
+		readers: map[string][]int{},
+	}
+	p := producer{d}
+	for _, sub := range t.Subtopologies() {
+		task, err := runtime.NewTask(runtime.TaskConfig{
+			AppID:                  cfg.AppID,
+			ID:                     topology.TaskID{Subtopology: sub.ID, Partition: 0},
+			Topology:               t,
+			Producer:               p,
+			Clock:                  d.WallClock,
+			Logger:                 cfg.Logger,
+			OnDeserializationError: d.handler(cfg.DeserializationErrorHandler),
+			OnProcessingError:      d.handler(cfg.ProcessingErrorHandler),
+			DeadLetterTopic:        cfg.DeadLetterQueueTopic,
+		})
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("streamtest: %w", err)
+		}
+		d.tasks = append(d.tasks, task)
+		var ts taskSources
+		for _, n := range sub.Sources() {
+			for _, topic := range n.Topics {
+				ts.topics = append(ts.topics, task.TopicName(topic))
+			}
+			if n.Pattern != nil {
+				ts.patterns = append(ts.patterns, regexp.MustCompile("^(?:"+n.Pattern.String()+")$"))
+			}
+		}
+		d.sources = append(d.sources, ts)
+	}
+	// Processors may have produced records or scheduled work in Init.
+	if err := d.run(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// handler wraps a user error handler. A task keeps a record it failed on at
+// the head of its queue, for the runtime to retry after a restart; the driver
+// wants to report the error and move on. So a Fail decision is recorded and
+// turned into Continue, and the dead-letter record the task then writes is
+// dropped, because a failed record is not a skipped one.
+func (d *Driver) handler(user topology.ErrorHandler) topology.ErrorHandler {
+	return func(ectx topology.ErrorContext, err error) topology.HandlerResponse {
+		if user != nil && user(ectx, err) == topology.Continue {
+			return topology.Continue
+		}
+		if d.failed == nil {
+			d.failed = err
+		}
+		d.dropDeadLetter = ectx.Valid
+		return topology.Continue
+	}
+}
+
+// WallClock returns the driver's wall-clock time, which processors see as
+// ProcessorContext.WallClockTime. It starts at Config.StartTime and moves
+// only with AdvanceWallClock.
+func (d *Driver) WallClock() time.Time { return d.now }
+
+// AdvanceWallClock moves the wall clock forward by dur and fires the
+// wall-clock punctuators of every task that become due on the way, in time
+// order: a punctuator with a 10 s interval fires 6 times when the clock
+// moves by a minute, each time with the time it was due (Kafka Streams'
+// TopologyTestDriver fires it once). Records the punctuators forward are
+// processed before it returns. It returns the first error a handler said to
+// fail on; the clock then stays at the time of the failing punctuation.
+func (d *Driver) AdvanceWallClock(dur time.Duration) error {
+	if d.closed {
+		return ErrClosed
+	}
+	if dur < 0 {
+		return fmt.Errorf("streamtest: cannot move the wall clock back by %v", dur)
+	}
+	target := d.now.Add(dur)
+	for {
+		at, ok := d.nextWallClockPunctuation()
+		if !ok || at.After(target) {
+			d.now = target
+			return nil
+		}
+		if at.After(d.now) {
+			d.now = at
+		}
+		for _, t := range d.tasks {
+			if err := t.PunctuateWallClock(d.now); err != nil {
+				return err
+			}
+			if err := d.takeFailure(); err != nil {
+				return err
+			}
+		}
+		if err := d.run(); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *Driver) nextWallClockPunctuation() (time.Time, bool) {
+	var next time.Time
+	found := false
+	for _, t := range d.tasks {
+		if at, ok := t.NextWallClockPunctuation(); ok && (!found || at.Before(next)) {
+			next, found = at, true
+		}
+	}
+	return next, found
+}
+
+// Close closes every task, which closes the processors, and returns the
+// first error. Records produced before Close can still be read from
+// Outputs. Close is idempotent.
+func (d *Driver) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	for _, t := range d.tasks {
+		errs = append(errs, t.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// pipe appends an input record to topic and processes it and everything
+// downstream.
+func (d *Driver) pipe(topic string, key, value []byte, headers []topology.Header, ts int64) error {
+	if d.closed {
+		return ErrClosed
+	}
+	readers := d.readersOf(topic)
+	if len(readers) == 0 {
+		return fmt.Errorf("streamtest: no source of the topology reads topic %q", topic)
+	}
+	rec := d.record(topic, key, value, headers, ts)
+	for _, i := range readers {
+		d.tasks[i].Add([]*kgo.Record{rec})
+	}
+	return d.run()
+}
+
+// record returns a record of topic at its next offset, with its own copies
+// of key, value and headers.
+func (d *Driver) record(topic string, key, value []byte, headers []topology.Header, ts int64) *kgo.Record {
+	off := d.offsets[topic]
+	d.offsets[topic] = off + 1
+	return &kgo.Record{
+		Topic: topic, Partition: 0, Offset: off,
+		Key: clone(key), Value: clone(value), Headers: slices.Clip(slices.Clone(headers)),
+		Timestamp: time.UnixMilli(ts),
+	}
+}
+
+// clone copies b, keeping nil (Kafka's null) nil.
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return slices.Clone(b)
+}
+
+// readersOf returns the indexes of the tasks whose sources read topic.
+func (d *Driver) readersOf(topic string) []int {
+	if r, ok := d.readers[topic]; ok {
+		return r
+	}
+	var r []int
+	for i, ts := range d.sources {
+		if slices.Contains(ts.topics, topic) || slices.ContainsFunc(ts.patterns, func(re *regexp.Regexp) bool { return re.MatchString(topic) }) {
+			r = append(r, i)
+		}
+	}
+	d.readers[topic] = r
+	return r
+}
+
+// run processes the queued records of every task, feeding produced records
+// back to the tasks that read their topics, until nothing is left or a
+// handler says to fail.
+func (d *Driver) run() error {
+	for {
+		d.deliver()
+		progressed := false
+		for _, t := range d.tasks {
+			for {
+				ok, err := t.ProcessNext()
+				if err != nil {
+					return err
+				}
+				if err := d.takeFailure(); err != nil {
+					return err
+				}
+				if !ok {
+					break
+				}
+				progressed = true
+				d.deliver()
+			}
+		}
+		if !progressed && len(d.pending) == 0 {
+			return nil
+		}
+	}
+}
+
+// takeFailure returns and clears the error a handler failed on.
+func (d *Driver) takeFailure() error {
+	err := d.failed
+	d.failed, d.dropDeadLetter = nil, false
+	return err
+}
+
+// deliver adds the pending produced records to the tasks that read them.
+func (d *Driver) deliver() {
+	for _, p := range d.pending {
+		d.tasks[p.task].Add([]*kgo.Record{p.rec})
+	}
+	clear(d.pending)
+	d.pending = d.pending[:0]
+}
+
+// producer is the tasks' runtime.Producer: it captures records per topic
+// and queues those of topics the topology reads for processing.
+type producer struct{ d *Driver }
+
+var _ runtime.Producer = producer{}
+
+// Send implements runtime.Producer.
+func (p producer) Send(out topology.OutRecord) error {
+	d := p.d
+	if out.Topic == "" {
+		return errors.New("streamtest: record has no topic")
+	}
+	if out.Partition != -1 && out.Partition != 0 {
+		return fmt.Errorf("streamtest: partition %d of topic %q does not exist: every topic has one partition", out.Partition, out.Topic)
+	}
+	if d.dropDeadLetter && out.Topic == d.cfg.DeadLetterQueueTopic {
+		d.dropDeadLetter = false
+		return nil
+	}
+	rec := d.record(out.Topic, out.Key, out.Value, out.Headers, out.Timestamp)
+	d.out[out.Topic] = append(d.out[out.Topic], rec)
+	for _, i := range d.readersOf(out.Topic) {
+		d.pending = append(d.pending, delivery{task: i, rec: rec})
+	}
+	return nil
+}
+
+// PartitionCount implements runtime.Producer: every topic has one partition.
+func (producer) PartitionCount(string) (int32, error) { return 1, nil }
