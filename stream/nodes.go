@@ -26,7 +26,9 @@ func forward[K, V any](to []receiver[K, V], rec topology.Record[K, V]) error {
 }
 
 // passThrough is the opNode function of nodes that forward records unchanged.
-func passThrough[K, V any](rec topology.Record[K, V], to []receiver[K, V]) error { return forward(to, rec) }
+func passThrough[K, V any](rec topology.Record[K, V], to []receiver[K, V]) error {
+	return forward(to, rec)
+}
 
 // recoverPanic turns a panic in user code into a ProcessingError naming the
 // node. It must be deferred directly by the node's process method.

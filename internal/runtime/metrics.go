@@ -41,7 +41,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // Skipped returns how many records were skipped for the reason.
-func (m *Metrics) Skipped(reason string) float64 { return counterValue(m.skipped.WithLabelValues(reason)) }
+func (m *Metrics) Skipped(reason string) float64 {
+	return counterValue(m.skipped.WithLabelValues(reason))
+}
 
 // Processed returns how many input records were processed.
 func (m *Metrics) Processed() float64 { return counterValue(m.processed) }

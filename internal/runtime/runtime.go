@@ -56,6 +56,7 @@ type Runtime struct {
 	workers map[topology.TaskID]*worker // guarded by mu
 	closing bool                        // guarded by mu
 
+	ready           chan struct{} // closed once cl and prod are set
 	commitRequested chan struct{} // cap 1
 	failed          chan struct{} // closed by fail
 	failOnce        sync.Once
@@ -77,6 +78,7 @@ func New(cfg Config) *Runtime {
 		cfg:             cfg,
 		log:             cfg.Logger.With("app", cfg.AppID),
 		workers:         map[topology.TaskID]*worker{},
+		ready:           make(chan struct{}),
 		commitRequested: make(chan struct{}, 1),
 		failed:          make(chan struct{}),
 	}
@@ -189,6 +191,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		return fmt.Errorf("runtime: creating client: %w", err)
 	}
 	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, fetchCtx: ctx, promise: r.onProduced}
+	close(r.ready) // the group may assign partitions as soon as the client exists
 	r.notify(r.cfg.OnRebalancing)
 
 	err = r.poll(ctx)
@@ -385,6 +388,11 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 
 // onAssigned creates a task for each assigned task id and starts it.
 func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing || r.fatal() != nil {

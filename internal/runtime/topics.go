@@ -33,6 +33,9 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 			names = append(names, r.topicName(topic))
 		}
 	}
+	if r.cfg.DeadLetterTopic != "" {
+		names = append(names, r.cfg.DeadLetterTopic)
+	}
 	slices.Sort(names)
 	names = slices.Compact(names)
 
@@ -76,6 +79,11 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 				}
 				errs = append(errs, fmt.Errorf("%w: %s topic %q of node %q", ErrTopicMissing, role, topic, n.Name))
 			}
+		}
+	}
+	if dlq := r.cfg.DeadLetterTopic; dlq != "" {
+		if _, ok := count(dlq); !ok {
+			errs = append(errs, fmt.Errorf("%w: dead-letter queue topic %q", ErrTopicMissing, dlq))
 		}
 	}
 	if len(errs) > 0 {
