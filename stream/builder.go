@@ -38,7 +38,10 @@ func (b *Builder) Build() (*topology.Topology, error) {
 		nodes[i] = &c
 	}
 	t, err := topology.New(nodes, b.internal)
-	return t, errors.Join(append(append([]error(nil), b.errs...), err)...)
+	if err = errors.Join(append(append([]error(nil), b.errs...), err)...); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // nodeName returns the user's name for an operator or Kafka Streams'

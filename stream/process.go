@@ -12,17 +12,25 @@ import (
 // supplier is called once per task and must return a new instance each
 // time. The key may change, so grouping the result repartitions it.
 func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, KR, VR], opts ...Option) KStream[KR, VR] {
-	return addProcessor(s, "PROCESSOR", true, supplier, false, opts)
+	return addProcessor(s, "PROCESSOR", true, supplier, nil, opts)
 }
 
 // ProcessValues runs a user Processor that keeps the key: records it
 // forwards get the input record's key whatever key they carry, so no
 // repartition is needed downstream. It cannot forward from a punctuator.
 func ProcessValues[K, V, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, K, VR], opts ...Option) KStream[K, VR] {
-	return addProcessor(s, "PROCESSVALUES", s.keyChanged, supplier, true, opts)
+	return addProcessor(s, "PROCESSVALUES", s.keyChanged, supplier, func(n *processorNode[K, V, K, VR]) {
+		n.ctx.fixKey = func(rec *topology.Record[K, VR]) error {
+			if !n.inProcess {
+				return errors.New("ProcessValues cannot forward outside Process")
+			}
+			rec.Key = n.key
+			return nil
+		}
+	}, opts)
 }
 
-func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged bool, supplier func() topology.Processor[K, V, KR, VR], fixedKey bool, opts []Option) KStream[KR, VR] {
+func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged bool, supplier func() topology.Processor[K, V, KR, VR], configure func(*processorNode[K, V, KR, VR]), opts []Option) KStream[KR, VR] {
 	name := s.b.nodeName(s.b.options(opts), prefix)
 	s.b.checkNil(name, "processor supplier", supplier)
 	s.b.add(&topology.Node{
@@ -38,14 +46,8 @@ func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged b
 			}
 			n := &processorNode[K, V, KR, VR]{p: p}
 			n.ctx = processorContext[KR, VR]{node: name, tc: tc, to: to, children: children}
-			if fixedKey {
-				n.ctx.fixKey = func(rec *topology.Record[KR, VR]) error {
-					if !n.inProcess {
-						return errors.New("ProcessValues cannot forward outside Process")
-					}
-					rec.Key = any(n.key).(KR) // KR == K for ProcessValues
-					return nil
-				}
+			if configure != nil {
+				configure(n)
 			}
 			return n, nil
 		},

@@ -49,6 +49,8 @@ type Runtime struct {
 	cl   *kgo.Client
 	adm  *kadm.Client
 	prod *kafkaProducer
+	// subOf maps a topic to the sub-topology that reads it; set by Run.
+	subOf func(topic string) (int, bool)
 
 	// mu serializes task management and commits between the poll loop and
 	// the group callbacks.
@@ -109,7 +111,8 @@ func (r *Runtime) topicName(name string) string {
 	return name
 }
 
-// subOf maps a full topic name to the sub-topology that reads it.
+// subscription returns the topics (or patterns) to subscribe to and a
+// function mapping a full topic name to the sub-topology that reads it.
 func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool)) {
 	type pattern struct {
 		re  *regexp.Regexp
@@ -156,6 +159,7 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 // failed work.
 func (r *Runtime) Run(ctx context.Context) error {
 	topics, subOf := r.subscription()
+	r.subOf = subOf
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{r.log}),
@@ -398,9 +402,8 @@ func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[st
 	if r.closing || r.fatal() != nil {
 		return
 	}
-	_, subOf := r.subscription()
 	for topic, ps := range assigned {
-		sub, ok := subOf(topic)
+		sub, ok := r.subOf(topic)
 		if !ok {
 			continue
 		}

@@ -1,0 +1,108 @@
+package stream_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/stream/streamtest"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// run builds b and returns a driver for it, closed when the test ends.
+func run(t *testing.T, b *stream.Builder, cfg ...streamtest.Config) *streamtest.Driver {
+	t.Helper()
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	var c streamtest.Config
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	d, err := streamtest.New(topo, c)
+	if err != nil {
+		t.Fatalf("streamtest.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return d
+}
+
+// strIn and strOut are string/string topics.
+func strIn(d *streamtest.Driver, topic string) *streamtest.Input[string, string] {
+	return streamtest.InputTopic(d, topic, serde.String, serde.String)
+}
+
+func strOut(d *streamtest.Driver, topic string) *streamtest.Output[string, string] {
+	return streamtest.OutputTopic(d, topic, serde.String, serde.String)
+}
+
+// pipe pipes key/value pairs and fails the test on an error.
+func pipe[K, V any](t *testing.T, in *streamtest.Input[K, V], kvs ...stream.KeyValue[K, V]) {
+	t.Helper()
+	for _, kv := range kvs {
+		if err := in.Pipe(kv.Key, kv.Value); err != nil {
+			t.Fatalf("Pipe(%v, %v): %v", kv.Key, kv.Value, err)
+		}
+	}
+}
+
+// readKVs reads every record of out as key-value pairs.
+func readKVs[K, V any](t *testing.T, out *streamtest.Output[K, V]) []stream.KeyValue[K, V] {
+	t.Helper()
+	recs, err := out.ReadAll()
+	if err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	kvs := make([]stream.KeyValue[K, V], len(recs))
+	for i, r := range recs {
+		kvs[i] = stream.KV(r.Key, r.Value)
+	}
+	return kvs
+}
+
+// expectKVs checks that out holds exactly want, in order.
+func expectKVs[K, V comparable](t *testing.T, out *streamtest.Output[K, V], want ...stream.KeyValue[K, V]) {
+	t.Helper()
+	if got := readKVs(t, out); !slices.Equal(got, want) {
+		t.Fatalf("output = %v, want %v", got, want)
+	}
+}
+
+type kv = stream.KeyValue[string, string]
+
+func skv(k, v string) kv { return stream.KV(k, v) }
+
+// proc is a Processor built from functions; nil functions do nothing.
+type proc[K, V, KR, VR any] struct {
+	init    func(ctx topology.ProcessorContext[KR, VR]) error
+	process func(ctx topology.ProcessorContext[KR, VR], rec topology.Record[K, V]) error
+	ctx     topology.ProcessorContext[KR, VR]
+}
+
+func (p *proc[K, V, KR, VR]) Init(ctx topology.ProcessorContext[KR, VR]) error {
+	p.ctx = ctx
+	if p.init != nil {
+		return p.init(ctx)
+	}
+	return nil
+}
+
+func (p *proc[K, V, KR, VR]) Process(rec topology.Record[K, V]) error {
+	if p.process != nil {
+		return p.process(p.ctx, rec)
+	}
+	return nil
+}
+
+func (p *proc[K, V, KR, VR]) Close() error { return nil }
+
+// supply returns a processor supplier of proc.
+func supply[K, V, KR, VR any](p proc[K, V, KR, VR]) func() topology.Processor[K, V, KR, VR] {
+	return func() topology.Processor[K, V, KR, VR] { c := p; return &c }
+}
