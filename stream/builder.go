@@ -30,7 +30,8 @@ func NewBuilder() *Builder {
 // Build validates the topology and compiles it. It reports every problem at
 // once (joined errors that each name their node and match
 // errors.Is(err, topology.ErrInvalid)). A Builder can be built more than
-// once; the topology is not affected by later additions.
+// once, but build when the topology is complete: operators added afterwards
+// (for example more Split branches) can change a topology already built.
 func (b *Builder) Build() (*topology.Topology, error) {
 	nodes := make([]*topology.Node, len(b.nodes))
 	for i, n := range b.nodes {

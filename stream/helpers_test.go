@@ -10,8 +10,8 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
-// run builds b and returns a driver for it, closed when the test ends.
-func run(t *testing.T, b *stream.Builder, cfg ...streamtest.Config) *streamtest.Driver {
+// drive builds b and returns a driver for it, closed when the test ends.
+func drive(t *testing.T, b *stream.Builder, cfg ...streamtest.Config) *streamtest.Driver {
 	t.Helper()
 	topo, err := b.Build()
 	if err != nil {
@@ -42,8 +42,8 @@ func strOut(d *streamtest.Driver, topic string) *streamtest.Output[string, strin
 	return streamtest.OutputTopic(d, topic, serde.String, serde.String)
 }
 
-// pipe pipes key/value pairs and fails the test on an error.
-func pipe[K, V any](t *testing.T, in *streamtest.Input[K, V], kvs ...stream.KeyValue[K, V]) {
+// pipeKVs pipes key/value pairs and fails the test on an error.
+func pipeKVs[K, V any](t *testing.T, in *streamtest.Input[K, V], kvs ...stream.KeyValue[K, V]) {
 	t.Helper()
 	for _, kv := range kvs {
 		if err := in.Pipe(kv.Key, kv.Value); err != nil {

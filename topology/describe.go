@@ -57,13 +57,13 @@ func (t *Topology) Mermaid() string {
 		}
 		tid := fmt.Sprintf("t%d", len(topics))
 		topics[name] = tid
-		fmt.Fprintf(&b, "  %s[/%q/]\n", tid, name)
+		fmt.Fprintf(&b, "  %s[/\"%s\"/]\n", tid, mermaidText(name))
 		return tid
 	}
 	for _, s := range t.subs {
 		fmt.Fprintf(&b, "  subgraph sub%d [\"Sub-topology %d\"]\n", s.ID, s.ID)
 		for _, n := range s.Nodes {
-			fmt.Fprintf(&b, "    %s[%q]\n", id[n.Name], n.Name)
+			fmt.Fprintf(&b, "    %s[\"%s\"]\n", id[n.Name], mermaidText(n.Name))
 		}
 		b.WriteString("  end\n")
 	}
@@ -99,3 +99,7 @@ func joinOrNone(names []string) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// mermaidText escapes a label for a quoted Mermaid node: quotes become the
+// entity Mermaid understands; everything else, Unicode included, is kept.
+func mermaidText(s string) string { return strings.ReplaceAll(s, `"`, "#quot;") }

@@ -77,7 +77,7 @@ func (e *ProcessingError) Error() string {
 func (e *ProcessingError) Unwrap() error { return e.Err }
 
 // ErrPanic is wrapped by the ProcessingError of a panic recovered from user
-// code; the error message carries the panic value and the log the stack.
+// code; the error message carries the panic value and the goroutine stack.
 var ErrPanic = errors.New("topology: panic in user code")
 
 // HandlerResponse is an error handler's decision.

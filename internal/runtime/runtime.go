@@ -286,7 +286,7 @@ func (r *Runtime) dispatch(fetches kgo.Fetches) {
 			r.log.Debug("dropping records of an unassigned partition", "topic", p.Topic, "partition", p.Partition)
 			return
 		}
-		if w.enqueue(p.Records) > r.cfg.MaxBufferedPerPartition*len(w.partitions) && !w.paused {
+		if w.enqueue(p.Records)-len(p.Records) > r.cfg.MaxBufferedPerPartition*len(w.partitions) && !w.paused {
 			w.paused = true
 			for _, tp := range w.partitions {
 				pause[tp.topic] = append(pause[tp.topic], tp.partition)
@@ -294,6 +294,7 @@ func (r *Runtime) dispatch(fetches kgo.Fetches) {
 		}
 	})
 	if len(pause) > 0 {
+		r.log.Debug("TMP pausing", "p", pause)
 		r.cl.PauseFetchPartitions(pause)
 	}
 }
@@ -313,6 +314,7 @@ func (r *Runtime) resumeDrained() {
 		}
 	}
 	if len(resume) > 0 {
+		r.log.Debug("TMP resuming", "p", resume)
 		r.cl.ResumeFetchPartitions(resume)
 	}
 }

@@ -274,7 +274,7 @@ func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
 		return nil
 	}
 	headers := append(slices.Clip(ectx.Headers),
-		topology.Header{Key: "__streams.errors.exception", Value: []byte(fmt.Sprintf("%T", errors.Unwrap(err)))},
+		topology.Header{Key: "__streams.errors.exception", Value: []byte(fmt.Sprintf("%T", err))},
 		topology.Header{Key: "__streams.errors.message", Value: []byte(err.Error())},
 		topology.Header{Key: "__streams.errors.topic", Value: []byte(ectx.Record.Topic)},
 		topology.Header{Key: "__streams.errors.partition", Value: []byte(strconv.Itoa(int(ectx.Record.Partition)))},

@@ -62,7 +62,9 @@ type Config struct {
 // Driver instead returns the error from the call that processed the record
 // (Pipe or AdvanceWallClock) and drops the failing record, so a test can
 // check the error and go on piping. Records still queued behind it (e.g.
-// other records of a repartition topic) are processed by the next call.
+// other records of a repartition topic) are processed by the next call. As
+// the task sees the failure as a skip, it logs the record as skipped, and
+// stream-time punctuators the record made due still fire.
 type Driver struct {
 	cfg    Config
 	topo   *topology.Topology

@@ -1,0 +1,224 @@
+package stream_test
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// sstream is a stream of string keys and values.
+type sstream = stream.KStream[string, string]
+
+// buildErr builds b, expecting a failure; it returns the error.
+func buildErr(t *testing.T, b *stream.Builder) error {
+	t.Helper()
+	topo, err := b.Build()
+	if err == nil {
+		t.Fatal("Build succeeded, want an error")
+	}
+	if topo != nil {
+		t.Error("Build returned a topology together with an error")
+	}
+	if !errors.Is(err, topology.ErrInvalid) {
+		t.Errorf("Build error %v does not match topology.ErrInvalid", err)
+	}
+	return err
+}
+
+// nodeErrors flattens err into its *topology.NodeError values.
+func nodeErrors(err error) []*topology.NodeError {
+	var out []*topology.NodeError
+	var ne *topology.NodeError
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			out = append(out, nodeErrors(inner)...)
+		}
+	default:
+		if errors.As(err, &ne) {
+			out = append(out, ne)
+		}
+	}
+	return out
+}
+
+// expectNodeError checks that err holds a NodeError for node whose message
+// contains what.
+func expectNodeError(t *testing.T, err error, node, what string) {
+	t.Helper()
+	for _, ne := range nodeErrors(err) {
+		if ne.Node == node && strings.Contains(ne.Err.Error(), what) {
+			return
+		}
+	}
+	t.Errorf("Build error %q has no error about node %q containing %q", err, node, what)
+}
+
+func TestBuildNilArguments(t *testing.T) {
+	var nilString serde.Serde[string]
+	named := stream.Named("op")
+	tests := []struct {
+		name string
+		add  func(b *stream.Builder, s sstream)
+		node string
+		what string
+	}{
+		{"Filter", func(b *stream.Builder, s sstream) { s.Filter(nil, named) }, "op", "predicate is nil"},
+		{"FilterNot", func(b *stream.Builder, s sstream) { s.FilterNot(nil, named) }, "op", "predicate is nil"},
+		{"Map", func(b *stream.Builder, s sstream) {
+			stream.Map[string, string, string, string](s, nil, named)
+		}, "op", "mapper is nil"},
+		{"MapValues", func(b *stream.Builder, s sstream) {
+			stream.MapValues[string, string, string](s, nil, named)
+		}, "op", "mapper is nil"},
+		{"FlatMap", func(b *stream.Builder, s sstream) {
+			stream.FlatMap[string, string, string, string](s, nil, named)
+		}, "op", "mapper is nil"},
+		{"FlatMapValues", func(b *stream.Builder, s sstream) {
+			stream.FlatMapValues[string, string, string](s, nil, named)
+		}, "op", "mapper is nil"},
+		{"SelectKey", func(b *stream.Builder, s sstream) {
+			stream.SelectKey[string, string, string](s, nil, named)
+		}, "op", "key selector is nil"},
+		{"Peek", func(b *stream.Builder, s sstream) { s.Peek(nil, named) }, "op", "action is nil"},
+		{"ForEach", func(b *stream.Builder, s sstream) { s.ForEach(nil, named) }, "op", "action is nil"},
+		{"Process", func(b *stream.Builder, s sstream) {
+			stream.Process[string, string, string, string](s, nil, named)
+		}, "op", "processor supplier is nil"},
+		{"ProcessValues", func(b *stream.Builder, s sstream) {
+			stream.ProcessValues[string, string, string](s, nil, named)
+		}, "op", "processor supplier is nil"},
+		{"Branch", func(b *stream.Builder, s sstream) {
+			s.Split(stream.Named("split-")).Branch("b", nil).NoDefaultBranch()
+		}, "split-b", "predicate is nil"},
+		{"ToFunc", func(b *stream.Builder, s sstream) {
+			s.ToFunc(nil, serde.String, serde.String, named)
+		}, "op", "topic name extractor is nil"},
+		{"To key serde", func(b *stream.Builder, s sstream) { s.To("out", nilString, serde.String, named) }, "op", "key serde is nil"},
+		{"To value serde", func(b *stream.Builder, s sstream) { s.To("out", serde.String, nilString, named) }, "op", "value serde is nil"},
+		{"Repartition serde", func(b *stream.Builder, s sstream) {
+			s.Repartition(nilString, serde.String, stream.Named("rp"))
+		}, "rp-repartition-sink", "key serde is nil"},
+		{"From key serde", func(b *stream.Builder, s sstream) {
+			stream.From(b, "other", nilString, serde.String, named)
+		}, "op", "key serde is nil"},
+		{"From value serde", func(b *stream.Builder, s sstream) {
+			stream.From(b, "other", serde.String, nilString, named)
+		}, "op", "value serde is nil"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := stream.NewBuilder()
+			tc.add(b, stream.From(b, "in", serde.String, serde.String))
+			err := buildErr(t, b)
+			expectNodeError(t, err, tc.node, tc.what)
+			if !strings.Contains(err.Error(), `"`+tc.node+`"`) {
+				t.Errorf("error message %q does not name node %q", err, tc.node)
+			}
+		})
+	}
+}
+
+func TestBuildDuplicateNames(t *testing.T) {
+	b := stream.NewBuilder()
+	src := stream.From(b, "in", serde.String, serde.String)
+	src.Filter(func(string, string) bool { return true }, stream.Named("dup"))
+	src.Peek(func(string, string) {}, stream.Named("dup"))
+	err := buildErr(t, b)
+	expectNodeError(t, err, "dup", "name is used by another")
+}
+
+func TestBuildTwoSourcesSameTopic(t *testing.T) {
+	b := stream.NewBuilder()
+	stream.From(b, "in", serde.String, serde.String, stream.Named("first"))
+	stream.From(b, "in", serde.String, serde.Int64, stream.Named("second"))
+	err := buildErr(t, b)
+	expectNodeError(t, err, "second", `topic "in" is already read by source "first"`)
+}
+
+func TestBuildMergeAcrossBuilders(t *testing.T) {
+	b1, b2 := stream.NewBuilder(), stream.NewBuilder()
+	a := stream.From(b1, "a", serde.String, serde.String)
+	c := stream.From(b2, "c", serde.String, serde.String)
+	a.Merge(c, stream.Named("merge"))
+	err := buildErr(t, b1)
+	expectNodeError(t, err, "merge", "different builders")
+}
+
+func TestBuildEmptyTopic(t *testing.T) {
+	b := stream.NewBuilder()
+	stream.From(b, "in", serde.String, serde.String).To("", serde.String, serde.String, stream.Named("sink"))
+	err := buildErr(t, b)
+	expectNodeError(t, err, "sink", "empty topic name")
+
+	b = stream.NewBuilder()
+	stream.From(b, "", serde.String, serde.String, stream.Named("src"))
+	expectNodeError(t, buildErr(t, b), "src", "empty topic name")
+}
+
+func TestBuildWrongTypedOptions(t *testing.T) {
+	b := stream.NewBuilder()
+	src := stream.From(b, "in", serde.String, serde.String, stream.Named("src"),
+		stream.WithTimestampExtractor(func(rec topology.Record[string, int64], _ int64) int64 { return rec.Value }))
+	src.To("out", serde.String, serde.String, stream.Named("sink"),
+		stream.WithPartitioner(func(_ string, _ int64, _ string, _ int32) int32 { return 0 }))
+	src.Repartition(serde.String, serde.String, stream.Named("rp"),
+		stream.WithPartitioner(func(_ string, _ string, _ []byte, _ int32) int32 { return 0 }))
+	err := buildErr(t, b)
+	expectNodeError(t, err, "src", "timestamp extractor has type")
+	expectNodeError(t, err, "sink", "partitioner has type")
+	expectNodeError(t, err, "rp", "partitioner has type")
+}
+
+func TestBuildInvalidRepartition(t *testing.T) {
+	b := stream.NewBuilder()
+	src := stream.From(b, "in", serde.String, serde.String)
+	src.Repartition(serde.String, serde.String, stream.Named("bad name!"))
+	src.Repartition(serde.String, serde.String, stream.Named("neg"), stream.WithPartitions(-1))
+	err := buildErr(t, b)
+	expectNodeError(t, err, "bad name!", "not a valid topic name")
+	expectNodeError(t, err, "neg", "partition count -1")
+}
+
+func TestBuildReportsEveryProblem(t *testing.T) {
+	b := stream.NewBuilder()
+	src := stream.From(b, "in", serde.String, serde.String)
+	src.Filter(nil, stream.Named("nil-filter"))
+	src.To("", serde.String, serde.String, stream.Named("no-topic"))
+	src.Peek(func(string, string) {}, stream.Named("twice"))
+	src.Peek(func(string, string) {}, stream.Named("twice"))
+	stream.From(b, "in", serde.String, serde.String, stream.Named("again"))
+	err := buildErr(t, b)
+	expectNodeError(t, err, "nil-filter", "predicate is nil")
+	expectNodeError(t, err, "no-topic", "empty topic name")
+	expectNodeError(t, err, "twice", "name is used by another")
+	expectNodeError(t, err, "again", "already read")
+	if n := len(nodeErrors(err)); n != 4 {
+		t.Errorf("got %d node errors, want 4: %v", n, err)
+	}
+}
+
+func TestBuildAgainIsIndependent(t *testing.T) {
+	b := stream.NewBuilder()
+	src := stream.From(b, "in", serde.String, serde.String)
+	first, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.To("out", serde.String, serde.String)
+	second, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Nodes()) != 1 || len(second.Nodes()) != 2 {
+		t.Fatalf("nodes: first build %d, second %d; want 1 and 2", len(first.Nodes()), len(second.Nodes()))
+	}
+	if !regexp.MustCompile(`^KSTREAM-SINK-\d{10}$`).MatchString(second.Nodes()[1].Name) {
+		t.Errorf("generated sink name %q", second.Nodes()[1].Name)
+	}
+}
