@@ -51,9 +51,13 @@ type App struct {
 	cfg  Config
 	rt   *runtime.Runtime
 
-	mu    sync.Mutex
-	state State // guarded by mu
-	ran   bool  // guarded by mu
+	// changeMu serializes state changes with their listener calls, which
+	// come from several goroutines (Run, ctx's AfterFunc, group callbacks),
+	// so the listener sees the changes in the order they happen.
+	changeMu sync.Mutex
+	mu       sync.Mutex
+	state    State // guarded by mu
+	ran      bool  // guarded by mu
 }
 
 // NewApp builds the topology and validates cfg. Errors name the invalid
@@ -126,9 +130,15 @@ func (a *App) State() State {
 // setState moves to s (no-op once shutting down, except to the final
 // states) and calls the listener.
 func (a *App) setState(s State) {
+	a.changeMu.Lock()
+	defer a.changeMu.Unlock()
 	a.mu.Lock()
 	old := a.state
-	if old == s || (old >= PendingShutdown && s < PendingShutdown) {
+	// NotRunning and Error are final, and a failing app does not go back to
+	// PendingShutdown: ctx's AfterFunc runs on its own goroutine and may
+	// come after Run has already moved on.
+	if old == s || old == NotRunning || old == Error || (old == PendingError && s == PendingShutdown) ||
+		(old >= PendingShutdown && s < PendingShutdown) {
 		a.mu.Unlock()
 		return
 	}

@@ -253,7 +253,11 @@ func TestAppRebalanceTwoInstances(t *testing.T) {
 		a, b := tasks(regA), tasks(regB)
 		return a >= 1 && b >= 1 && a+b == 3 && processed(regB) > 0, nil
 	}, runA, runB)
-	t.Logf("shared: A has %v tasks, B has %v", tasks(regA), tasks(regB))
+	// Sticky assignment: A owned all three tasks, so it keeps two and B
+	// takes only the surplus.
+	if a, b := tasks(regA), tasks(regB); a != 2 || b != 1 {
+		t.Errorf("after B joined: A has %v tasks, B has %v; want A to keep 2 (sticky) and B to take 1", a, b)
+	}
 	if got := appB.State(); got != stream.Running {
 		t.Errorf("B state = %v, want RUNNING", got)
 	}

@@ -290,8 +290,8 @@ func TestRepartition(t *testing.T) {
 	rekeyed := stream.SelectKey(src, func(_, v string) string { return v })
 	var md []topology.RecordMetadata
 	after := rekeyed.Repartition(serde.String, serde.String, stream.Named("by-value"))
-	stream.ProcessValues(after, supply(proc[string, string, string, string]{
-		process: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
+	stream.ProcessValues(after, supply(topology.ProcessorFuncs[string, string, string, string]{
+		OnProcess: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
 			m, _ := ctx.RecordMetadata()
 			md = append(md, m)
 			if ctx.TaskID().Subtopology != 1 {
@@ -380,8 +380,8 @@ func TestWithTimestampExtractor(t *testing.T) {
 			streamTimes = append(streamTimes, streamTime)
 			return rec.Value
 		}))
-	stream.ProcessValues(src, supply(proc[string, int64, string, int64]{
-		process: func(ctx topology.ProcessorContext[string, int64], rec topology.Record[string, int64]) error {
+	stream.ProcessValues(src, supply(topology.ProcessorFuncs[string, int64, string, int64]{
+		OnProcess: func(ctx topology.ProcessorContext[string, int64], rec topology.Record[string, int64]) error {
 			if ctx.StreamTime() != max(rec.Value, 500) {
 				t.Errorf("stream time = %d after a record extracted at %d", ctx.StreamTime(), rec.Value)
 			}

@@ -78,31 +78,7 @@ type kv = stream.KeyValue[string, string]
 
 func skv(k, v string) kv { return stream.KV(k, v) }
 
-// proc is a Processor built from functions; nil functions do nothing.
-type proc[K, V, KR, VR any] struct {
-	init    func(ctx topology.ProcessorContext[KR, VR]) error
-	process func(ctx topology.ProcessorContext[KR, VR], rec topology.Record[K, V]) error
-	ctx     topology.ProcessorContext[KR, VR]
-}
-
-func (p *proc[K, V, KR, VR]) Init(ctx topology.ProcessorContext[KR, VR]) error {
-	p.ctx = ctx
-	if p.init != nil {
-		return p.init(ctx)
-	}
-	return nil
-}
-
-func (p *proc[K, V, KR, VR]) Process(rec topology.Record[K, V]) error {
-	if p.process != nil {
-		return p.process(p.ctx, rec)
-	}
-	return nil
-}
-
-func (p *proc[K, V, KR, VR]) Close() error { return nil }
-
-// supply returns a processor supplier of proc.
-func supply[K, V, KR, VR any](p proc[K, V, KR, VR]) func() topology.Processor[K, V, KR, VR] {
+// supply returns a processor supplier that copies p for every task.
+func supply[K, V, KR, VR any](p topology.ProcessorFuncs[K, V, KR, VR]) func() topology.Processor[K, V, KR, VR] {
 	return func() topology.Processor[K, V, KR, VR] { c := p; return &c }
 }

@@ -16,8 +16,8 @@ import (
 func TestProcessForwardSetsKeyTimestampHeaders(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
-	processed := stream.Process(src, supply(proc[string, string, int64, string]{
-		process: func(ctx topology.ProcessorContext[int64, string], rec topology.Record[string, string]) error {
+	processed := stream.Process(src, supply(topology.ProcessorFuncs[string, string, int64, string]{
+		OnProcess: func(ctx topology.ProcessorContext[int64, string], rec topology.Record[string, string]) error {
 			hdrs := append(slices.Clone(rec.Headers), topology.Header{Key: "added", Value: []byte("yes")})
 			for i := range 2 {
 				out := topology.Record[int64, string]{Key: int64(len(rec.Key) + i), Value: rec.Value, Timestamp: rec.Timestamp + 10, Headers: hdrs}
@@ -54,8 +54,8 @@ func TestProcessForwardSetsKeyTimestampHeaders(t *testing.T) {
 func TestProcessForwardTo(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
-	routed := stream.Process(src, supply(proc[string, string, string, string]{
-		process: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
+	routed := stream.Process(src, supply(topology.ProcessorFuncs[string, string, string, string]{
+		OnProcess: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
 			return ctx.ForwardTo(rec.Key, rec)
 		},
 	}), stream.Named("router"))
@@ -89,14 +89,14 @@ func TestProcessContext(t *testing.T) {
 	var initMDOK = true
 	var appID string
 	var task topology.TaskID
-	stream.Process(src, supply(proc[string, string, string, string]{
-		init: func(ctx topology.ProcessorContext[string, string]) error {
+	stream.Process(src, supply(topology.ProcessorFuncs[string, string, string, string]{
+		OnInit: func(ctx topology.ProcessorContext[string, string]) error {
 			initStreamTime = ctx.StreamTime()
 			_, initMDOK = ctx.RecordMetadata()
 			appID, task = ctx.AppID(), ctx.TaskID()
 			return nil
 		},
-		process: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
+		OnProcess: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
 			md, ok := ctx.RecordMetadata()
 			if !ok {
 				t.Error("RecordMetadata not available in Process")
@@ -133,8 +133,8 @@ func TestStreamTimePunctuation(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
 	var fired []int64
-	stream.Process(src, supply(proc[string, string, string, string]{
-		init: func(ctx topology.ProcessorContext[string, string]) error {
+	stream.Process(src, supply(topology.ProcessorFuncs[string, string, string, string]{
+		OnInit: func(ctx topology.ProcessorContext[string, string]) error {
 			_, err := ctx.Schedule(10*time.Millisecond, topology.StreamTime, func(ts int64) error {
 				fired = append(fired, ts)
 				if _, ok := ctx.RecordMetadata(); ok {
@@ -144,7 +144,7 @@ func TestStreamTimePunctuation(t *testing.T) {
 			})
 			return err
 		},
-		process: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
+		OnProcess: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
 			return ctx.Forward(rec)
 		},
 	})).To("out", serde.String, serde.String)
@@ -177,8 +177,8 @@ func TestWallClockPunctuationAndCancel(t *testing.T) {
 	src := stream.From(b, "in", serde.String, serde.String)
 	var fired []int64
 	var cancel topology.Cancellable
-	stream.Process(src, supply(proc[string, string, string, string]{
-		init: func(ctx topology.ProcessorContext[string, string]) error {
+	stream.Process(src, supply(topology.ProcessorFuncs[string, string, string, string]{
+		OnInit: func(ctx topology.ProcessorContext[string, string]) error {
 			var err error
 			cancel, err = ctx.Schedule(time.Minute, topology.WallClockTime, func(ts int64) error {
 				fired = append(fired, ts)
@@ -186,7 +186,7 @@ func TestWallClockPunctuationAndCancel(t *testing.T) {
 			})
 			return err
 		},
-		process: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
+		OnProcess: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
 			if rec.Value == "cancel" {
 				cancel.Cancel()
 				cancel.Cancel() // idempotent
@@ -224,8 +224,8 @@ func TestScheduleRejectsBadArguments(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
 	var errShort, errNil error
-	stream.Process(src, supply(proc[string, string, string, string]{
-		init: func(ctx topology.ProcessorContext[string, string]) error {
+	stream.Process(src, supply(topology.ProcessorFuncs[string, string, string, string]{
+		OnInit: func(ctx topology.ProcessorContext[string, string]) error {
 			_, errShort = ctx.Schedule(time.Microsecond, topology.WallClockTime, func(int64) error { return nil })
 			_, errNil = ctx.Schedule(time.Second, topology.WallClockTime, nil)
 			return nil
@@ -240,8 +240,8 @@ func TestScheduleRejectsBadArguments(t *testing.T) {
 func TestProcessValuesKeepsKey(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
-	stream.ProcessValues(src, supply(proc[string, string, string, int64]{
-		process: func(ctx topology.ProcessorContext[string, int64], rec topology.Record[string, string]) error {
+	stream.ProcessValues(src, supply(topology.ProcessorFuncs[string, string, string, int64]{
+		OnProcess: func(ctx topology.ProcessorContext[string, int64], rec topology.Record[string, string]) error {
 			return ctx.Forward(topology.Record[string, int64]{Key: "changed", Value: int64(len(rec.Value)), Timestamp: rec.Timestamp})
 		},
 	})).To("out", serde.String, serde.Int64)
@@ -253,8 +253,8 @@ func TestProcessValuesKeepsKey(t *testing.T) {
 func TestProcessValuesCannotForwardFromPunctuator(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
-	stream.ProcessValues(src, supply(proc[string, string, string, string]{
-		init: func(ctx topology.ProcessorContext[string, string]) error {
+	stream.ProcessValues(src, supply(topology.ProcessorFuncs[string, string, string, string]{
+		OnInit: func(ctx topology.ProcessorContext[string, string]) error {
 			_, err := ctx.Schedule(time.Second, topology.WallClockTime, func(ts int64) error {
 				return ctx.Forward(topology.Record[string, string]{Key: "k", Value: "v", Timestamp: ts})
 			})
@@ -276,8 +276,8 @@ func TestProcessErrorNamesNode(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
 	errBad := errors.New("bad record")
-	stream.Process(src, supply(proc[string, string, string, string]{
-		process: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
+	stream.Process(src, supply(topology.ProcessorFuncs[string, string, string, string]{
+		OnProcess: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
 			if rec.Value == "bad" {
 				return errBad
 			}

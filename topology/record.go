@@ -117,3 +117,42 @@ type ProcessorContext[K, V any] interface {
 	// waiting for the commit interval.
 	Commit()
 }
+
+// ProcessorFuncs is a Processor built from functions, for processors that
+// need no type of their own; nil functions do nothing. OnProcess and
+// OnClose may use the context saved by Init in Ctx. A supplier must return
+// a new ProcessorFuncs for every task.
+type ProcessorFuncs[KIn, VIn, KOut, VOut any] struct {
+	OnInit    func(ctx ProcessorContext[KOut, VOut]) error
+	OnProcess func(ctx ProcessorContext[KOut, VOut], rec Record[KIn, VIn]) error
+	OnClose   func() error
+	// Ctx is the context given to Init.
+	Ctx ProcessorContext[KOut, VOut]
+}
+
+var _ Processor[string, string, string, string] = (*ProcessorFuncs[string, string, string, string])(nil)
+
+// Init implements Processor.
+func (p *ProcessorFuncs[KIn, VIn, KOut, VOut]) Init(ctx ProcessorContext[KOut, VOut]) error {
+	p.Ctx = ctx
+	if p.OnInit != nil {
+		return p.OnInit(ctx)
+	}
+	return nil
+}
+
+// Process implements Processor.
+func (p *ProcessorFuncs[KIn, VIn, KOut, VOut]) Process(rec Record[KIn, VIn]) error {
+	if p.OnProcess != nil {
+		return p.OnProcess(p.Ctx, rec)
+	}
+	return nil
+}
+
+// Close implements Processor.
+func (p *ProcessorFuncs[KIn, VIn, KOut, VOut]) Close() error {
+	if p.OnClose != nil {
+		return p.OnClose()
+	}
+	return nil
+}

@@ -6,7 +6,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/runnel-dev/runnel/internal/demo"
@@ -27,12 +26,6 @@ func main() {
 			{Key: []byte("doc-1"), Value: []byte("all streams lead to kafka")},
 			{Key: []byte("doc-2"), Value: []byte("hello kafka streams")},
 			{Key: []byte("doc-3"), Value: []byte("join kafka summit")},
-		},
-		Print: func(out []*kgo.Record) {
-			fmt.Printf("%d words:\n", len(out))
-			for _, r := range out {
-				fmt.Printf("  %s\t%s\n", r.Key, r.Value)
-			}
 		},
 	})
 }

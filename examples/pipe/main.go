@@ -5,7 +5,6 @@
 package main
 
 import (
-	"fmt"
 
 	"github.com/runnel-dev/runnel/internal/demo"
 	"github.com/runnel-dev/runnel/serde"
@@ -23,12 +22,6 @@ func main() {
 			{Key: []byte("k1"), Value: []byte("first")},
 			{Key: []byte("k2"), Value: []byte("second")},
 			{Key: []byte("k3"), Value: []byte("third")},
-		},
-		Print: func(out []*kgo.Record) {
-			fmt.Printf("%d records:\n", len(out))
-			for _, r := range out {
-				fmt.Printf("  %s\t%s\n", r.Key, r.Value)
-			}
 		},
 	})
 }

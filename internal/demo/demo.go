@@ -54,7 +54,8 @@ type Example struct {
 	Build func(b *stream.Builder, input, output string)
 	// Input is the demo input produced to Flags.Input on the embedded broker.
 	Input []*kgo.Record
-	// Print prints the demo's output records.
+	// Print prints the demo's output records; nil prints each record's key
+	// and value as strings.
 	Print func(out []*kgo.Record)
 }
 
@@ -164,8 +165,18 @@ func runDemo(ex Example, f Flags, b *stream.Builder, cfg stream.Config) error {
 	if err != nil {
 		return err
 	}
+	if ex.Print == nil {
+		ex.Print = printKeyValues
+	}
 	ex.Print(out)
 	return nil
+}
+
+func printKeyValues(out []*kgo.Record) {
+	fmt.Printf("%d output records:\n", len(out))
+	for _, r := range out {
+		fmt.Printf("  %s\t%s\n", r.Key, r.Value)
+	}
 }
 
 // ensureTopics creates the topics that do not exist yet.

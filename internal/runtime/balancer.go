@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,6 +24,24 @@ type balancer struct {
 	// taskOf maps a topic (full name) to its subtopology; ok is false for
 	// topics the topology does not read.
 	subOf func(topic string) (int, bool)
+
+	// owned is what this member was assigned in its last generation. An
+	// eager kgo client revokes everything before rejoining and so passes
+	// JoinGroupMetadata no current assignment; without owned the leader
+	// would never see previous owners and stickiness would not work.
+	mu    sync.Mutex
+	owned map[string][]int32 // guarded by mu
+}
+
+// setOwned records the member's assignment of the current generation.
+func (b *balancer) setOwned(assigned map[string][]int32) {
+	owned := make(map[string][]int32, len(assigned))
+	for t, ps := range assigned {
+		owned[t] = slices.Sorted(slices.Values(ps))
+	}
+	b.mu.Lock()
+	b.owned = owned
+	b.mu.Unlock()
 }
 
 var _ kgo.GroupBalancer = (*balancer)(nil)
@@ -32,7 +51,12 @@ func (*balancer) IsCooperative() bool  { return false }
 
 // JoinGroupMetadata reports the member's interests and the partitions it
 // owned, from which the leader keeps assignments sticky.
-func (*balancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+func (b *balancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	if len(current) == 0 {
+		b.mu.Lock()
+		current = b.owned
+		b.mu.Unlock()
+	}
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 3
 	meta.Topics = interests

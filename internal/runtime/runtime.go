@@ -266,17 +266,23 @@ func (r *Runtime) poll(ctx context.Context) error {
 			}
 			nextCommit = time.Now().Add(r.cfg.CommitInterval)
 		}
-		r.resumeDrained()
 		r.cl.AllowRebalance()
 	}
 }
 
 // dispatch hands fetched records to their tasks and pauses the partitions
-// of tasks that hold too many.
+// of tasks that still held too many when more arrived. The worker resumes
+// them as soon as it has worked its buffer down (worker.resumeIfDrained).
+//
+// A task is paused only if it was over the limit before this poll's
+// records were added: one poll can hand a task far more than the limit
+// (up to 10 000 records), and pausing after every such poll made franz-go
+// drop the rest of the partition's buffered fetch and refetch it, with the
+// resumed partition waiting for the broker's in-flight fetch. So a task
+// holds at most the limit plus one poll's records.
 func (r *Runtime) dispatch(fetches kgo.Fetches) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	pause := map[string][]int32{}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
 			return
@@ -286,37 +292,11 @@ func (r *Runtime) dispatch(fetches kgo.Fetches) {
 			r.log.Debug("dropping records of an unassigned partition", "topic", p.Topic, "partition", p.Partition)
 			return
 		}
-		if w.enqueue(p.Records)-len(p.Records) > r.cfg.MaxBufferedPerPartition*len(w.partitions) && !w.paused {
-			w.paused = true
-			for _, tp := range w.partitions {
-				pause[tp.topic] = append(pause[tp.topic], tp.partition)
-			}
+		limit := r.cfg.MaxBufferedPerPartition * len(w.partitions)
+		if held := w.enqueue(p.Records) - len(p.Records); held > limit {
+			w.pause(limit / 2)
 		}
 	})
-	if len(pause) > 0 {
-		r.log.Debug("TMP pausing", "p", pause)
-		r.cl.PauseFetchPartitions(pause)
-	}
-}
-
-// resumeDrained resumes the partitions of paused tasks that have worked
-// their buffer down to half the limit.
-func (r *Runtime) resumeDrained() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	resume := map[string][]int32{}
-	for _, w := range r.workers {
-		if w.paused && w.buffered.Load() <= int64(r.cfg.MaxBufferedPerPartition*len(w.partitions)/2) {
-			w.paused = false
-			for _, tp := range w.partitions {
-				resume[tp.topic] = append(resume[tp.topic], tp.partition)
-			}
-		}
-	}
-	if len(resume) > 0 {
-		r.log.Debug("TMP resuming", "p", resume)
-		r.cl.ResumeFetchPartitions(resume)
-	}
 }
 
 // workerFor returns the worker of a partition's task. REQUIRES: r.mu held.

@@ -24,7 +24,6 @@ type worker struct {
 	task       *Task
 	rt         *Runtime
 	partitions []topicPartition // guarded by rt.mu
-	paused     bool             // guarded by rt.mu
 
 	// mu is held while the task processes records.
 	mu sync.Mutex
@@ -32,6 +31,13 @@ type worker struct {
 	inboxMu  sync.Mutex
 	inbox    [][]*kgo.Record // guarded by inboxMu
 	buffered atomic.Int64    // records handed over and not yet processed
+
+	// pauseMu orders pausing (by the poll loop) and resuming (by the
+	// worker) of the task's partitions, so a resume never overtakes the
+	// pause it undoes.
+	pauseMu  sync.Mutex
+	paused   map[string][]int32 // the paused partitions, nil when fetching; guarded by pauseMu
+	resumeAt int64              // resume once buffered is down to this; guarded by pauseMu
 
 	wake    chan struct{} // cap 1
 	stop    chan struct{}
@@ -65,6 +71,38 @@ func (w *worker) enqueue(recs []*kgo.Record) int {
 	default:
 	}
 	return int(n)
+}
+
+// pause stops fetching the task's partitions until the worker has worked
+// its buffer down to resumeAt. REQUIRES: rt.mu held (for w.partitions).
+func (w *worker) pause(resumeAt int) {
+	w.pauseMu.Lock()
+	defer w.pauseMu.Unlock()
+	// The worker checks for a resume only after processing a batch: if it
+	// already worked the buffer down since the caller looked, pausing
+	// now would never be undone.
+	if w.paused != nil || w.buffered.Load() <= int64(resumeAt) {
+		return
+	}
+	w.paused = map[string][]int32{}
+	for _, tp := range w.partitions {
+		w.paused[tp.topic] = append(w.paused[tp.topic], tp.partition)
+	}
+	w.resumeAt = int64(resumeAt)
+	w.rt.cl.PauseFetchPartitions(w.paused)
+}
+
+// resumeIfDrained resumes the task's paused partitions once its buffer is
+// down to resumeAt. The worker calls it after every batch, so fetching
+// resumes as soon as there is room, not at the poll loop's next turn (a
+// poll with every partition paused waits out its whole timeout).
+func (w *worker) resumeIfDrained() {
+	w.pauseMu.Lock()
+	defer w.pauseMu.Unlock()
+	if w.paused != nil && w.buffered.Load() <= w.resumeAt {
+		w.rt.cl.ResumeFetchPartitions(w.paused)
+		w.paused = nil
+	}
 }
 
 func (w *worker) start() {
@@ -114,6 +152,7 @@ func (w *worker) run() {
 				w.rt.fail(err)
 				return
 			}
+			w.resumeIfDrained()
 			if n == 0 {
 				break
 			}

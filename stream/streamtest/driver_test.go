@@ -14,36 +14,6 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
-// proc is a Processor built from functions; nil functions do nothing.
-type proc[K, V, KR, VR any] struct {
-	init    func(ctx topology.ProcessorContext[KR, VR]) error
-	process func(ctx topology.ProcessorContext[KR, VR], rec topology.Record[K, V]) error
-	close   func() error
-	ctx     topology.ProcessorContext[KR, VR]
-}
-
-func (p *proc[K, V, KR, VR]) Init(ctx topology.ProcessorContext[KR, VR]) error {
-	p.ctx = ctx
-	if p.init != nil {
-		return p.init(ctx)
-	}
-	return nil
-}
-
-func (p *proc[K, V, KR, VR]) Process(rec topology.Record[K, V]) error {
-	if p.process != nil {
-		return p.process(p.ctx, rec)
-	}
-	return nil
-}
-
-func (p *proc[K, V, KR, VR]) Close() error {
-	if p.close != nil {
-		return p.close()
-	}
-	return nil
-}
-
 func newDriver(t *testing.T, b *stream.Builder, cfg streamtest.Config) *streamtest.Driver {
 	t.Helper()
 	topo, err := b.Build()
@@ -67,7 +37,7 @@ func TestMetadataOffsetsAndRecordTime(t *testing.T) {
 	var got []seen
 	src := stream.From(b, "in", serde.String, serde.String)
 	stream.Process(src, func() topology.Processor[string, string, string, string] {
-		return &proc[string, string, string, string]{process: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
+		return &topology.ProcessorFuncs[string, string, string, string]{OnProcess: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
 			md, ok := ctx.RecordMetadata()
 			if !ok {
 				t.Error("RecordMetadata not ok while processing")
@@ -177,11 +147,11 @@ func TestCloseClosesProcessorsAndKeepsOutput(t *testing.T) {
 	closed := 0
 	src := stream.From(b, "in", serde.String, serde.String)
 	stream.Process(src, func() topology.Processor[string, string, string, string] {
-		return &proc[string, string, string, string]{
-			process: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
+		return &topology.ProcessorFuncs[string, string, string, string]{
+			OnProcess: func(ctx topology.ProcessorContext[string, string], rec topology.Record[string, string]) error {
 				return ctx.Forward(rec)
 			},
-			close: func() error { closed++; return nil },
+			OnClose: func() error { closed++; return nil },
 		}
 	}).To("out", serde.String, serde.String)
 	topo, err := b.Build()
@@ -221,7 +191,7 @@ func TestNewFailsWhenInitFails(t *testing.T) {
 	src := stream.From(b, "in", serde.String, serde.String)
 	boom := errors.New("boom")
 	stream.Process(src, func() topology.Processor[string, string, string, string] {
-		return &proc[string, string, string, string]{init: func(topology.ProcessorContext[string, string]) error { return boom }}
+		return &topology.ProcessorFuncs[string, string, string, string]{OnInit: func(topology.ProcessorContext[string, string]) error { return boom }}
 	}, stream.Named("bad-init"))
 	topo, err := b.Build()
 	if err != nil {
@@ -242,7 +212,7 @@ func TestAdvanceWallClockFiresEveryDuePunctuation(t *testing.T) {
 	var seenClock []time.Time
 	src := stream.From(b, "in", serde.String, serde.String)
 	stream.Process(src, func() topology.Processor[string, string, string, string] {
-		return &proc[string, string, string, string]{init: func(ctx topology.ProcessorContext[string, string]) error {
+		return &topology.ProcessorFuncs[string, string, string, string]{OnInit: func(ctx topology.ProcessorContext[string, string]) error {
 			_, err := ctx.Schedule(10*time.Second, topology.WallClockTime, func(ts int64) error {
 				fired = append(fired, ts)
 				seenClock = append(seenClock, ctx.WallClockTime())
