@@ -5,7 +5,6 @@
 package main
 
 import (
-
 	"github.com/runnel-dev/runnel/internal/demo"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
