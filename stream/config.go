@@ -89,7 +89,8 @@ type Config struct {
 	// (errors.dead.letter.queue.topic.name.)
 	DeadLetterQueueTopic string
 	// MaxBufferedRecordsPerPartition is how many fetched records a task may
-	// hold per input partition before fetching of its partitions pauses.
+	// hold per input partition before polling waits for it to work them
+	// down; a task that stays over it for 100ms has its partitions paused.
 	// Default 1000. (buffered.records.per.partition.)
 	MaxBufferedRecordsPerPartition int
 	// StateListener is called on every state change, synchronously from the

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	goruntime "runtime"
 	"sync/atomic"
 	"testing"
@@ -224,7 +223,7 @@ func runnelPipe(ctx context.Context, adm *kadm.Client, brokers []string, appID, 
 	stream.From(b, in, serde.Bytes, serde.Bytes).To(out, serde.Bytes, serde.Bytes)
 	app, err := stream.NewApp(b, stream.Config{
 		AppID: appID, Brokers: brokers,
-		Logger: dbgLogger(),
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return err
@@ -252,9 +251,4 @@ func runnelPipe(ctx context.Context, adm *kadm.Client, brokers []string, appID, 
 	}
 	stop()
 	return errors.Join(waitErr, <-runErr)
-}
-
-func dbgLogger() *slog.Logger {
-	f, _ := os.OpenFile("/tmp/pipe-debug.log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

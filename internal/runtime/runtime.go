@@ -33,7 +33,8 @@ type Config struct {
 	OnProductionError      topology.ErrorHandler
 	DeadLetterTopic        string
 	// MaxBufferedPerPartition is how many fetched records a task may hold
-	// per input partition before its partitions are paused.
+	// per input partition before the poll loop waits for it, and then
+	// pauses its partitions (waitForRoom).
 	MaxBufferedPerPartition int
 	// OnRebalancing and OnRunning report the group state: called when a
 	// rebalance starts and when tasks are assigned and running.
@@ -60,6 +61,7 @@ type Runtime struct {
 
 	ready           chan struct{} // closed once cl and prod are set
 	commitRequested chan struct{} // cap 1
+	room            chan struct{} // cap 1; a full worker worked its buffer down (see waitForRoom)
 	failed          chan struct{} // closed by fail
 	failOnce        sync.Once
 	err             error // the first fatal error; set before failed is closed
@@ -82,6 +84,7 @@ func New(cfg Config) *Runtime {
 		workers:         map[topology.TaskID]*worker{},
 		ready:           make(chan struct{}),
 		commitRequested: make(chan struct{}, 1),
+		room:            make(chan struct{}, 1),
 		failed:          make(chan struct{}),
 	}
 }
@@ -160,20 +163,28 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 func (r *Runtime) Run(ctx context.Context) error {
 	topics, subOf := r.subscription()
 	r.subOf = subOf
+	bal := &balancer{subOf: subOf}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{r.log}),
 		kgo.ConsumerGroup(r.cfg.AppID),
 		kgo.ConsumeTopics(topics...),
-		kgo.Balancers(&balancer{subOf: subOf}),
+		kgo.Balancers(bal),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+			bal.setOwned(assigned) // for sticky assignment at the next rebalance
+			r.onAssigned(ctx, cl, assigned)
+		}),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
 		kgo.RecordPartitioner(newPartitioner()),
 		kgo.ConsumeResetOffset(r.resetOffset()),
 		kgo.MetadataMinAge(time.Second),
+		// Kafka's fetch.max.wait.ms default, which Kafka Streams keeps;
+		// franz-go's 5s would hold back a resumed partition that long
+		// when the broker's other partitions are idle (waitForRoom).
+		kgo.FetchMaxWait(500 * time.Millisecond),
 	}
 	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *topology.Node) bool { return n.Pattern != nil }) {
 		opts = append(opts, kgo.ConsumeRegex())
@@ -228,22 +239,27 @@ func (r *Runtime) notify(fn func()) {
 func (r *Runtime) poll(ctx context.Context) error {
 	nextCommit := time.Now().Add(r.cfg.CommitInterval)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, min(100*time.Millisecond, max(time.Until(nextCommit), time.Millisecond)))
-		fetches := r.cl.PollRecords(pctx, 10_000)
-		cancel()
+		timeout := min(100*time.Millisecond, max(time.Until(nextCommit), time.Millisecond))
+		if r.waitForRoom(ctx, timeout) {
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			fetches := r.cl.PollRecords(pctx, 10_000)
+			cancel()
+			if fetches.IsClientClosed() && ctx.Err() == nil {
+				return errors.New("runtime: client closed")
+			}
+			fetches.EachError(func(topic string, p int32, err error) {
+				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+					r.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+				}
+			})
+			if ctx.Err() == nil {
+				r.dispatch(fetches)
+			}
+		}
 		if ctx.Err() != nil {
 			r.cl.AllowRebalance()
 			return nil
 		}
-		if fetches.IsClientClosed() {
-			return errors.New("runtime: client closed")
-		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				r.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
-			}
-		})
-		r.dispatch(fetches)
 		select {
 		case <-r.failed:
 			r.cl.AllowRebalance()
@@ -262,6 +278,11 @@ func (r *Runtime) poll(ctx context.Context) error {
 			r.mu.Unlock()
 			if err != nil {
 				r.cl.AllowRebalance()
+				if ctx.Err() != nil {
+					// Cancelled mid-commit: a clean shutdown, whose final
+					// commit (not bound to ctx) redoes this one.
+					return nil
+				}
 				return err
 			}
 			nextCommit = time.Now().Add(r.cfg.CommitInterval)
@@ -270,16 +291,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 	}
 }
 
-// dispatch hands fetched records to their tasks and pauses the partitions
-// of tasks that still held too many when more arrived. The worker resumes
-// them as soon as it has worked its buffer down (worker.resumeIfDrained).
-//
-// A task is paused only if it was over the limit before this poll's
-// records were added: one poll can hand a task far more than the limit
-// (up to 10 000 records), and pausing after every such poll made franz-go
-// drop the rest of the partition's buffered fetch and refetch it, with the
-// resumed partition waiting for the broker's in-flight fetch. So a task
-// holds at most the limit plus one poll's records.
+// dispatch hands fetched records to their tasks.
 func (r *Runtime) dispatch(fetches kgo.Fetches) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -292,11 +304,93 @@ func (r *Runtime) dispatch(fetches kgo.Fetches) {
 			r.log.Debug("dropping records of an unassigned partition", "topic", p.Topic, "partition", p.Partition)
 			return
 		}
-		limit := r.cfg.MaxBufferedPerPartition * len(w.partitions)
-		if held := w.enqueue(p.Records) - len(p.Records); held > limit {
-			w.pause(limit / 2)
-		}
+		w.enqueue(p.Records)
 	})
+}
+
+// waitForRoom is the poll loop's backpressure. It returns true at once if
+// no task (paused ones aside) holds more than MaxBufferedPerPartition
+// records per input partition. Otherwise it waits, up to timeout, until
+// the full tasks have worked their buffers down to half that; if some are
+// still full, those full for pauseAfter have their partitions paused, so
+// the other tasks are fed again, and it returns false.
+//
+// Not polling comes first because with franz-go it is cheap and pausing
+// is not. franz-go buffers at most one fetch per broker and fetches no
+// more until polled, so memory stays bounded (a task holds at most the
+// limit plus one poll's records). One poll hands a task up to 10 000
+// records, ten times the default limit, so a fast task is full after most
+// polls and empty again within milliseconds. Pausing it instead drops its
+// partitions' buffered fetch, and a resumed partition is fetched only
+// after the broker's in-flight fetch returns, which takes up to
+// FetchMaxWait when the other partitions are idle: pausing on every burst
+// made the pipe benchmark 3-30× slower than a plain franz-go loop.
+func (r *Runtime) waitForRoom(ctx context.Context, timeout time.Duration) bool {
+	if !r.anyFull() {
+		return true
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.room:
+			if !r.anyFull() {
+				return true
+			}
+			continue
+		case <-t.C:
+			r.pauseFull(time.Now())
+		case <-ctx.Done():
+		case <-r.failed:
+		}
+		return false
+	}
+}
+
+// anyFull reports whether an unpaused task holds more records than its
+// limit, and marks each such task full so that its worker signals r.room
+// once it is down to half (worker.drained).
+func (r *Runtime) anyFull() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	full := false
+	for _, w := range r.workers {
+		limit := int64(r.cfg.MaxBufferedPerPartition * len(w.partitions))
+		w.flowMu.Lock()
+		if !w.full && w.buffered.Load() > limit {
+			w.full, w.roomAt, w.fullSince = true, limit/2, time.Now()
+		}
+		full = full || (w.full && w.paused == nil)
+		w.flowMu.Unlock()
+	}
+	return full
+}
+
+// pauseAfter is how long a task may stay full before its partitions are
+// paused (see waitForRoom).
+const pauseAfter = 100 * time.Millisecond
+
+// pauseFull pauses the partitions of the tasks that have been full for
+// pauseAfter; their workers resume them once they are down to half
+// (worker.drained).
+func (r *Runtime) pauseFull(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pause := map[string][]int32{}
+	for _, w := range r.workers {
+		w.flowMu.Lock()
+		if w.full && w.paused == nil && now.Sub(w.fullSince) >= pauseAfter {
+			w.paused = map[string][]int32{}
+			for _, tp := range w.partitions {
+				w.paused[tp.topic] = append(w.paused[tp.topic], tp.partition)
+				pause[tp.topic] = append(pause[tp.topic], tp.partition)
+			}
+		}
+		w.flowMu.Unlock()
+	}
+	if len(pause) > 0 {
+		r.cl.PauseFetchPartitions(pause)
+	}
 }
 
 // workerFor returns the worker of a partition's task. REQUIRES: r.mu held.
@@ -414,7 +508,7 @@ func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[st
 // onRevoked stops every task at a record boundary, commits their work and
 // closes them (the protocol is eager: everything is revoked).
 func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
-	r.notify(r.cfg.OnRebalancing)
+	r.notifyRebalancing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closeWorkersLocked(ctx, r.fatal() == nil)
@@ -423,11 +517,26 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]i
 // onLost closes every task without committing: another member may already
 // own the partitions.
 func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
-	r.notify(r.cfg.OnRebalancing)
+	r.notifyRebalancing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closeWorkersLocked(ctx, false)
 }
+
+// notifyRebalancing reports a rebalance, unless the revocation comes from
+// leaving the group at shutdown (a failing app must not look rebalancing).
+func (r *Runtime) notifyRebalancing() {
+	r.mu.Lock()
+	closing := r.closing
+	r.mu.Unlock()
+	if !closing {
+		r.notify(r.cfg.OnRebalancing)
+	}
+}
+
+// shutdownTimeout bounds the final flush and commit, so Run returns (with
+// an error) when the cluster is gone at shutdown.
+const shutdownTimeout = 30 * time.Second
 
 // shutdown stops and closes all tasks, committing their work unless err
 // (or an earlier failure) says the run failed.
@@ -435,7 +544,9 @@ func (r *Runtime) shutdown(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closing = true
-	r.closeWorkersLocked(context.Background(), err == nil && r.fatal() == nil)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	r.closeWorkersLocked(ctx, err == nil && r.fatal() == nil)
 }
 
 // closeWorkersLocked stops all workers, commits their work if commit is

@@ -32,12 +32,13 @@ type worker struct {
 	inbox    [][]*kgo.Record // guarded by inboxMu
 	buffered atomic.Int64    // records handed over and not yet processed
 
-	// pauseMu orders pausing (by the poll loop) and resuming (by the
-	// worker) of the task's partitions, so a resume never overtakes the
-	// pause it undoes.
-	pauseMu  sync.Mutex
-	paused   map[string][]int32 // the paused partitions, nil when fetching; guarded by pauseMu
-	resumeAt int64              // resume once buffered is down to this; guarded by pauseMu
+	// flowMu guards the backpressure state (see Runtime.waitForRoom),
+	// set by the poll loop and cleared by the worker in drained.
+	flowMu    sync.Mutex
+	full      bool               // the task held more than its limit
+	fullSince time.Time          // when full was set
+	roomAt    int64              // full ends once buffered is down to this
+	paused    map[string][]int32 // the task's paused partitions, or nil
 
 	wake    chan struct{} // cap 1
 	stop    chan struct{}
@@ -73,35 +74,25 @@ func (w *worker) enqueue(recs []*kgo.Record) int {
 	return int(n)
 }
 
-// pause stops fetching the task's partitions until the worker has worked
-// its buffer down to resumeAt. REQUIRES: rt.mu held (for w.partitions).
-func (w *worker) pause(resumeAt int) {
-	w.pauseMu.Lock()
-	defer w.pauseMu.Unlock()
-	// The worker checks for a resume only after processing a batch: if it
-	// already worked the buffer down since the caller looked, pausing
-	// now would never be undone.
-	if w.paused != nil || w.buffered.Load() <= int64(resumeAt) {
+// drained is called after every batch: once a full task is down to roomAt
+// it resumes the task's paused partitions, if any, and wakes the poll loop
+// if it waits for room. The worker lowers buffered before taking flowMu,
+// so either Runtime.anyFull sees the lowered count and does not mark the
+// task full, or it marks it first and drained sees the mark.
+func (w *worker) drained() {
+	w.flowMu.Lock()
+	defer w.flowMu.Unlock()
+	if !w.full || w.buffered.Load() > w.roomAt {
 		return
 	}
-	w.paused = map[string][]int32{}
-	for _, tp := range w.partitions {
-		w.paused[tp.topic] = append(w.paused[tp.topic], tp.partition)
-	}
-	w.resumeAt = int64(resumeAt)
-	w.rt.cl.PauseFetchPartitions(w.paused)
-}
-
-// resumeIfDrained resumes the task's paused partitions once its buffer is
-// down to resumeAt. The worker calls it after every batch, so fetching
-// resumes as soon as there is room, not at the poll loop's next turn (a
-// poll with every partition paused waits out its whole timeout).
-func (w *worker) resumeIfDrained() {
-	w.pauseMu.Lock()
-	defer w.pauseMu.Unlock()
-	if w.paused != nil && w.buffered.Load() <= w.resumeAt {
+	w.full = false
+	if w.paused != nil {
 		w.rt.cl.ResumeFetchPartitions(w.paused)
 		w.paused = nil
+	}
+	select {
+	case w.rt.room <- struct{}{}:
+	default:
 	}
 }
 
@@ -152,7 +143,7 @@ func (w *worker) run() {
 				w.rt.fail(err)
 				return
 			}
-			w.resumeIfDrained()
+			w.drained()
 			if n == 0 {
 				break
 			}

@@ -1,0 +1,37 @@
+// Package examples holds the runnable example programs; this test runs each
+// one as its README says (no flags: embedded-broker demo) and checks its
+// output.
+package examples
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExamplesRunAsDocumented(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want []string
+	}{
+		{"./linesplit", []string{"11 output records:", "doc-1\tall", "doc-1\tkafka", "doc-3\tsummit", "Sub-topology: 0"}},
+		{"./pipe", []string{"3 output records:", "k1\tfirst", "k2\tsecond", "k3\tthird"}},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "go", "run", tc.dir).CombinedOutput()
+			if err != nil {
+				t.Fatalf("go run %s: %v\n%s", tc.dir, err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output of %s lacks %q:\n%s", tc.dir, w, out)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,285 @@
+package stream_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/stream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// crashChildEnv carries a crashChildSpec (JSON) to the re-executed test
+// binary; TestCrashChild runs only when it is set.
+const crashChildEnv = "RUNNEL_CRASH_CHILD"
+
+type crashChildSpec struct {
+	Brokers       []string
+	AppID         string
+	Input, Output string
+}
+
+// TestCrashChild is the child process of TestAppCrashRecovery: a linesplit
+// application at at-least-once with a 100ms commit interval, running until
+// SIGTERM (clean shutdown) or SIGKILL.
+func TestCrashChild(t *testing.T) {
+	raw := os.Getenv(crashChildEnv)
+	if raw == "" {
+		t.Skip("child process of TestAppCrashRecovery")
+	}
+	var spec crashChildSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	b := stream.NewBuilder()
+	lines := stream.From(b, spec.Input, serde.String, serde.String)
+	stream.FlatMapValues(lines, strings.Fields).To(spec.Output, serde.String, serde.String)
+	app, err := stream.NewApp(b, stream.Config{
+		AppID:          spec.AppID,
+		Brokers:        spec.Brokers,
+		StateDir:       t.TempDir(),
+		Guarantee:      stream.AtLeastOnce,
+		CommitInterval: 100 * time.Millisecond,
+		ClientOpts:     e2eGroupOpts(),
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// crashChild is one run of the child process.
+type crashChild struct {
+	cmd  *exec.Cmd
+	out  *e2eLog       // combined stdout and stderr
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result, set before done is closed
+}
+
+func (e *e2eEnv) startCrashChild(spec crashChildSpec) *crashChild {
+	e.t.Helper()
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := &crashChild{out: &e2eLog{}, done: make(chan struct{})}
+	c.cmd = exec.CommandContext(e.ctx, os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+	c.cmd.Env = append(os.Environ(), crashChildEnv+"="+string(raw))
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if err := c.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
+	e.t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		<-c.done
+	})
+	return c
+}
+
+// exited reports whether the child has exited, and how.
+func (c *crashChild) exited() (bool, error) {
+	select {
+	case <-c.done:
+		return true, c.err
+	default:
+		return false, nil
+	}
+}
+
+// TestAppCrashRecovery kills a child process running the application with
+// SIGKILL at seeded random points while input keeps arriving, restarts it,
+// and finally lets it finish: under at-least-once every input word must be
+// in the output (duplicates allowed). Set RUNNEL_CRASH_SEED to replay a
+// run.
+func TestAppCrashRecovery(t *testing.T) {
+	if os.Getenv(crashChildEnv) != "" {
+		t.Skip("in the child process")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("RUNNEL_CRASH_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("replay with RUNNEL_CRASH_SEED=%d", seed)
+		}
+	})
+	rng := rand.New(rand.NewPCG(seed, seed))
+
+	e := newE2E(t, 3*time.Minute)
+	spec := crashChildSpec{Brokers: e.c.Brokers(), AppID: "crash-e2e", Input: "lines", Output: "words"}
+	e.topic(spec.Input, 3)
+	e.topic(spec.Output, 3)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	var (
+		lines int
+		words []string
+	)
+	produceLines := func(n int) error {
+		recs := make([]*kgo.Record, n)
+		for i := range recs {
+			l := lines + i
+			ws := []string{fmt.Sprintf("l%05d:a", l), fmt.Sprintf("l%05d:b", l), fmt.Sprintf("l%05d:c", l)}
+			words = append(words, ws...)
+			recs[i] = &kgo.Record{Topic: spec.Input, Key: fmt.Appendf(nil, "k%d", l%13), Value: []byte(strings.Join(ws, " "))}
+		}
+		lines += n
+		return cl.ProduceSync(e.ctx, recs...).FirstErr()
+	}
+	sumEnds := func(topic string) (int64, error) {
+		ends, err := adm.ListEndOffsets(e.ctx, topic)
+		if err != nil {
+			return 0, err
+		}
+		var sum int64
+		ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+		return sum, ends.Error()
+	}
+	// background produces chunks of 10 lines every 10ms until stopped (at
+	// most 10 000 lines), so the child is busy when it is killed.
+	background := func() (stop func()) {
+		stopc, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for lines < 10_000 {
+				if err := produceLines(10); err != nil {
+					t.Error(err)
+					return
+				}
+				select {
+				case <-stopc:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+		return func() { close(stopc); <-done }
+	}
+	mustProduce := func(n int) {
+		t.Helper()
+		if err := produceLines(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const kills = 3
+	mustProduce(300) // input before the first start
+	for round := range kills {
+		child := e.startCrashChild(spec)
+		outBefore, err := sumEnds(spec.Output)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := background()
+		e.waitFor(fmt.Sprintf("round %d: the child to produce output", round), func() (bool, error) {
+			if ok, err := child.exited(); ok {
+				return false, fmt.Errorf("child exited early (%v):\n%s", err, child.out.tail(50))
+			}
+			n, err := sumEnds(spec.Output)
+			return n > outBefore, err
+		})
+		// The kill point: a seeded random delay after the first output,
+		// which spans the child's first commits (every 100ms).
+		delay := time.Duration(rng.Int64N(int64(700 * time.Millisecond)))
+		<-time.After(delay)
+		if err := child.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-child.done
+		stop()
+		n, _ := sumEnds(spec.Output)
+		committed := e.committed(spec.AppID, spec.Input)
+		t.Logf("round %d: SIGKILL %v after the first output; %d output records in the round; %d lines produced; committed %v",
+			round, delay.Round(time.Millisecond), n-outBefore, lines, committed)
+		mustProduce(100) // input while it is down
+	}
+
+	// Last run: all input processed and committed, then a clean shutdown.
+	child := e.startCrashChild(spec)
+	mustProduce(200)
+	inEnd, err := sumEnds(spec.Input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the last child to commit all input", func() (bool, error) {
+		if ok, err := child.exited(); ok {
+			return false, fmt.Errorf("child exited early (%v):\n%s", err, child.out.tail(50))
+		}
+		offs, err := e.c.CommittedOffsets(e.ctx, spec.AppID, spec.Input)
+		var sum int64
+		for _, o := range offs {
+			sum += o
+		}
+		return sum == inEnd, err
+	})
+	if err := child.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the last child to shut down", func() (bool, error) {
+		ok, err := child.exited()
+		if ok && err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return false, fmt.Errorf("child failed (%v):\n%s", err, child.out.tail(50))
+			}
+			return false, err
+		}
+		return ok, nil
+	})
+
+	out := e.readAll(spec.Output)
+	got := map[string]int{}
+	for _, r := range out {
+		got[string(r.Value)]++
+	}
+	missing := 0
+	for _, w := range words {
+		if got[w] == 0 {
+			if missing < 10 {
+				t.Errorf("word %s of the input is missing from the output", w)
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d words lost", missing, len(words))
+	}
+	if len(got) != len(words) {
+		t.Errorf("output has %d distinct words, want %d", len(got), len(words))
+	}
+	t.Logf("seed %d: %d input lines, %d words, %d output records, %d duplicates after %d SIGKILLs",
+		seed, lines, len(words), len(out), len(out)-len(got), kills)
+}
