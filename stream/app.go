@@ -76,9 +76,6 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if err := checkOffsetResets(topo); err != nil {
-		return nil, err
-	}
 	cfg = cfg.withDefaults()
 	a := &App{topo: topo, cfg: cfg}
 	a.rt = runtime.New(runtime.Config{
@@ -98,23 +95,6 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		Metrics:                 runtime.NewMetrics(cfg.Registerer),
 	})
 	return a, nil
-}
-
-// checkOffsetResets rejects topologies whose sources use different offset
-// reset policies: the Kafka client has one policy for all topics.
-func checkOffsetResets(topo *topology.Topology) error {
-	var first *topology.Node
-	for _, n := range topo.Nodes() {
-		if n.Kind != topology.SourceKind {
-			continue
-		}
-		if first == nil {
-			first = n
-		} else if n.Reset != first.Reset {
-			return &topology.NodeError{Node: n.Name, Err: fmt.Errorf("offset reset %s differs from %s of source %q; one policy per application is supported", n.Reset, first.Reset, first.Name)}
-		}
-	}
-	return nil
 }
 
 // Topology returns the compiled topology, e.g. for Describe.

@@ -165,11 +165,15 @@ func TestStreamTimePunctuation(t *testing.T) {
 		}
 		expectKVs(t, out, wantOut...)
 	}
-	step(5, nil, skv("k", "v"))
-	step(12, []int64{12}, skv("k", "v"), skv("punct", "")) // record first, then the punctuation
-	step(15, []int64{12}, skv("k", "v"))
-	step(3, []int64{12}, skv("k", "v")) // late record: stream time stays at 15
-	step(41, []int64{12, 41}, skv("k", "v"), skv("punct", ""))
+	// As in Kafka Streams, stream-time punctuation is aligned to 0 and
+	// fires with the first record.
+	step(5, []int64{5}, skv("k", "v"), skv("punct", "")) // record first, then the punctuation
+	step(12, []int64{5, 12}, skv("k", "v"), skv("punct", ""))
+	step(15, []int64{5, 12}, skv("k", "v"))
+	step(3, []int64{5, 12}, skv("k", "v")) // late record: stream time stays at 15
+	step(41, []int64{5, 12, 41}, skv("k", "v"), skv("punct", ""))
+	step(49, []int64{5, 12, 41}, skv("k", "v")) // next one is due at 50: the grid of 0 + k*10
+	step(50, []int64{5, 12, 41, 50}, skv("k", "v"), skv("punct", ""))
 }
 
 func TestWallClockPunctuationAndCancel(t *testing.T) {

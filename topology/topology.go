@@ -195,6 +195,8 @@ type Topology struct {
 	subs     []*Subtopology
 	subOf    map[string]int
 	internal []InternalTopic
+	// patterns holds the whole-name (anchored) form of each pattern source.
+	patterns map[*Node]*regexp.Regexp
 }
 
 // New validates nodes (given in the order they were added, parents first)
@@ -206,6 +208,7 @@ func New(nodes []*Node, internal []InternalTopic) (*Topology, error) {
 		children: make(map[string][]string),
 		subOf:    make(map[string]int),
 		internal: slices.Clone(internal),
+		patterns: make(map[*Node]*regexp.Regexp),
 	}
 	var errs []error
 	fail := func(n, format string, args ...any) {
@@ -264,6 +267,10 @@ func New(nodes []*Node, internal []InternalTopic) (*Topology, error) {
 			default:
 				t.children[p] = append(t.children[p], n.Name)
 			}
+		}
+		if n.Pattern != nil {
+			// Kafka's pattern subscription matches whole topic names.
+			t.patterns[n] = regexp.MustCompile("^(?:" + n.Pattern.String() + ")$")
 		}
 		t.byName[n.Name] = n
 		t.nodes = append(t.nodes, n)
@@ -333,6 +340,36 @@ func (t *Topology) Subtopologies() []*Subtopology { return t.subs }
 
 // SubtopologyOf returns the ID of the subtopology that holds the node.
 func (t *Topology) SubtopologyOf(node string) int { return t.subOf[node] }
+
+// TopicName returns the full name of a topic named in the topology for the
+// application appID: internal topics get the "<appID>-" prefix, other
+// topics are unchanged.
+func (t *Topology) TopicName(appID, name string) string {
+	if _, ok := t.InternalTopic(name); ok {
+		return appID + "-" + name
+	}
+	return name
+}
+
+// SourceFor returns the source node that reads the topic (full name) in the
+// application appID — by name, or by a pattern matching the whole name —
+// or nil when no source reads it.
+func (t *Topology) SourceFor(appID, topic string) *Node {
+	for _, n := range t.nodes {
+		if n.Kind != SourceKind {
+			continue
+		}
+		if re := t.patterns[n]; re != nil && re.MatchString(topic) {
+			return n
+		}
+		for _, name := range n.Topics {
+			if t.TopicName(appID, name) == topic {
+				return n
+			}
+		}
+	}
+	return nil
+}
 
 // InternalTopics returns the topics the application creates.
 func (t *Topology) InternalTopics() []InternalTopic { return t.internal }

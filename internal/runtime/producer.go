@@ -12,20 +12,22 @@ import (
 )
 
 // kafkaProducer implements Producer on a franz-go client. Delivery results
-// arrive on franz-go's goroutines and go to onResult.
+// arrive on franz-go's goroutines and go to promise.
 type kafkaProducer struct {
-	cl       *kgo.Client
-	adm      *kadm.Client
-	promise  func(*kgo.Record, error)
-	mu       sync.Mutex
-	counts   map[string]int32 // partition counts by topic; guarded by mu
-	fetchCtx context.Context
+	cl      *kgo.Client
+	adm     *kadm.Client
+	promise func(*kgo.Record, error)
+	mu      sync.Mutex
+	counts  map[string]int32 // partition counts by topic; guarded by mu
+	// ctx bounds Produce (which blocks while the buffer is full) and the
+	// partition count look-ups.
+	ctx context.Context
 }
 
 var _ Producer = (*kafkaProducer)(nil)
 
 func (p *kafkaProducer) Send(rec topology.OutRecord) error {
-	p.cl.Produce(context.Background(), &kgo.Record{
+	p.cl.Produce(p.ctx, &kgo.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value,
 		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp),
 	}, p.promise)
@@ -39,7 +41,7 @@ func (p *kafkaProducer) PartitionCount(topic string) (int32, error) {
 	if ok {
 		return n, nil
 	}
-	ctx, cancel := context.WithTimeout(p.fetchCtx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
 	tds, err := p.adm.ListTopics(ctx, topic)
 	if err != nil {

@@ -21,34 +21,34 @@ type punctuation struct {
 // Cancel implements topology.Cancellable.
 func (p *punctuation) Cancel() { p.cancelled = true }
 
-// Schedule implements topology.TaskContext. The first stream-time
-// punctuation is due one interval after the current stream time (0 before
-// the first record); the first wall-clock one one interval from now.
+// Schedule implements topology.TaskContext. As in Kafka Streams, stream-time
+// punctuation is aligned to 0 (so it fires with the first record, then at
+// the first record of each later interval of the grid 0 + k*interval), and
+// wall-clock punctuation is first due one interval from now.
 func (t *Task) Schedule(node string, interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) (topology.Cancellable, error) {
 	ms := interval.Milliseconds()
 	if ms < 1 {
 		return nil, fmt.Errorf("task %s: node %q: punctuation interval %v is below 1ms", t.cfg.ID, node, interval)
 	}
-	start := max(t.streamTime, 0)
+	var next int64
 	if typ == topology.WallClockTime {
-		start = t.cfg.Clock().UnixMilli()
+		next = t.cfg.Clock().UnixMilli() + ms
 	}
-	p := &punctuation{node: node, typ: typ, interval: ms, next: start + ms, fn: fn}
+	p := &punctuation{node: node, typ: typ, interval: ms, next: next, fn: fn}
 	t.puncts = append(t.puncts, p)
 	return p, nil
 }
 
 // punctuate fires every due punctuator of the given type once with now, and
-// moves its next time past now. Errors go to the processing error handler.
+// moves its next time to the first grid point after now (missed intervals
+// are skipped, not replayed). Errors go to the processing error handler.
 func (t *Task) punctuate(typ topology.PunctuationType, now int64) error {
 	for i := 0; i < len(t.puncts); i++ { // punctuators may schedule more
 		p := t.puncts[i]
 		if p.cancelled || p.typ != typ || now < p.next {
 			continue
 		}
-		for p.next <= now {
-			p.next += p.interval
-		}
+		p.next += ((now-p.next)/p.interval + 1) * p.interval
 		if err := p.fn(now); err != nil {
 			err = t.processingError(err, false)
 			var pe *topology.ProcessingError

@@ -65,6 +65,11 @@ type Runtime struct {
 	failed          chan struct{} // closed by fail
 	failOnce        sync.Once
 	err             error // the first fatal error; set before failed is closed
+
+	// produceCtx bounds every Produce call; cancelProduce fails the
+	// records not yet produced (on failure, or when shutdown takes too long).
+	produceCtx    context.Context
+	cancelProduce context.CancelFunc
 }
 
 // New returns a runtime for cfg; Run starts it.
@@ -78,7 +83,10 @@ func New(cfg Config) *Runtime {
 	if cfg.MaxBufferedPerPartition <= 0 {
 		cfg.MaxBufferedPerPartition = 1000
 	}
+	produceCtx, cancelProduce := context.WithCancel(context.Background())
 	return &Runtime{
+		produceCtx:      produceCtx,
+		cancelProduce:   cancelProduce,
 		cfg:             cfg,
 		log:             cfg.Logger.With("app", cfg.AppID),
 		workers:         map[topology.TaskID]*worker{},
@@ -89,11 +97,15 @@ func New(cfg Config) *Runtime {
 	}
 }
 
-// fail records the first fatal error and wakes the poll loop.
+// fail records the first fatal error, wakes the poll loop and fails the
+// records still waiting to be produced (they will not be committed), so no
+// task stays blocked producing.
 func (r *Runtime) fail(err error) {
 	r.failOnce.Do(func() {
+		r.log.Error("application failed", "err", err)
 		r.err = err
 		close(r.failed)
+		r.cancelProduce()
 	})
 }
 
@@ -108,48 +120,35 @@ func (r *Runtime) fatal() error {
 }
 
 func (r *Runtime) topicName(name string) string {
-	if _, ok := r.cfg.Topology.InternalTopic(name); ok {
-		return r.cfg.AppID + "-" + name
-	}
-	return name
+	return r.cfg.Topology.TopicName(r.cfg.AppID, name)
 }
 
 // subscription returns the topics (or patterns) to subscribe to and a
 // function mapping a full topic name to the sub-topology that reads it.
 func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool)) {
-	type pattern struct {
-		re  *regexp.Regexp
-		sub int
-	}
-	literal := map[string]int{}
-	var patterns []pattern
-	for _, sub := range r.cfg.Topology.Subtopologies() {
-		for _, src := range sub.Sources() {
-			if src.Pattern != nil {
-				patterns = append(patterns, pattern{anchored(src.Pattern), sub.ID})
-				topics = append(topics, src.Pattern.String())
-			}
-			for _, t := range src.Topics {
-				literal[r.topicName(t)] = sub.ID
-				topics = append(topics, r.topicName(t))
+	t := r.cfg.Topology
+	hasPattern := false
+	for _, src := range t.Nodes() {
+		if src.Pattern != nil {
+			hasPattern = true
+			topics = append(topics, src.Pattern.String())
+		}
+		for _, name := range src.Topics {
+			if src.Kind == topology.SourceKind {
+				topics = append(topics, r.topicName(name))
 			}
 		}
 	}
-	if len(patterns) > 0 { // kgo then treats every topic as a regex
-		for i, t := range topics {
-			if _, ok := literal[t]; ok {
-				topics[i] = "^" + regexp.QuoteMeta(t) + "$"
+	if hasPattern { // kgo then treats every topic as a regex
+		for i, topic := range topics {
+			if t.SourceFor(r.cfg.AppID, topic) != nil {
+				topics[i] = "^" + regexp.QuoteMeta(topic) + "$"
 			}
 		}
 	}
 	return topics, func(topic string) (int, bool) {
-		if sub, ok := literal[topic]; ok {
-			return sub, true
-		}
-		for _, p := range patterns {
-			if p.re.MatchString(topic) {
-				return p.sub, true
-			}
+		if n := t.SourceFor(r.cfg.AppID, topic); n != nil {
+			return t.SubtopologyOf(n.Name), true
 		}
 		return 0, false
 	}
@@ -161,6 +160,7 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 // returns nil; on failure it returns the error without committing the
 // failed work.
 func (r *Runtime) Run(ctx context.Context) error {
+	defer r.cancelProduce()
 	topics, subOf := r.subscription()
 	r.subOf = subOf
 	bal := &balancer{subOf: subOf}
@@ -179,12 +179,17 @@ func (r *Runtime) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
 		kgo.RecordPartitioner(newPartitioner()),
-		kgo.ConsumeResetOffset(r.resetOffset()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(r.applyOffsetResets),
 		kgo.MetadataMinAge(time.Second),
 		// Kafka's fetch.max.wait.ms default, which Kafka Streams keeps;
 		// franz-go's 5s would hold back a resumed partition that long
 		// when the broker's other partitions are idle (waitForRoom).
 		kgo.FetchMaxWait(500 * time.Millisecond),
+		// No kgo.RecordDeliveryTimeout: franz-go counts it from the
+		// record's timestamp, which is the input's (often older) event
+		// time here. Undeliverable records are retried; shutdown bounds
+		// the wait with closeTimeout.
 	}
 	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *topology.Node) bool { return n.Pattern != nil }) {
 		opts = append(opts, kgo.ConsumeRegex())
@@ -205,7 +210,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: creating client: %w", err)
 	}
-	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, fetchCtx: ctx, promise: r.onProduced}
+	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced}
 	close(r.ready) // the group may assign partitions as soon as the client exists
 	r.notify(r.cfg.OnRebalancing)
 
@@ -218,15 +223,23 @@ func (r *Runtime) Run(ctx context.Context) error {
 	return err
 }
 
-// resetOffset is the offset reset policy shared by all sources: franz-go
-// has one per client, so mixed policies are rejected by package stream.
-func (r *Runtime) resetOffset() kgo.Offset {
-	for _, n := range r.cfg.Topology.Nodes() {
-		if n.Kind == topology.SourceKind && n.Reset == topology.Latest {
-			return kgo.NewOffset().AtEnd()
+// applyOffsetResets starts partitions without a committed offset where
+// their source's reset policy says: franz-go has one reset policy per
+// client (earliest here), so sources with topology.Latest are moved to the
+// end. Partitions with a committed offset are left alone.
+func (r *Runtime) applyOffsetResets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, ps := range offsets {
+		n := r.cfg.Topology.SourceFor(r.cfg.AppID, topic)
+		if n == nil || n.Reset != topology.Latest {
+			continue
+		}
+		for p, o := range ps {
+			if o.EpochOffset().Offset < 0 { // the reset sentinel: nothing committed
+				ps[p] = kgo.NewOffset().AtEnd()
+			}
 		}
 	}
-	return kgo.NewOffset().AtStart()
+	return offsets, nil
 }
 
 func (r *Runtime) notify(fn func()) {
@@ -376,20 +389,18 @@ const pauseAfter = 100 * time.Millisecond
 func (r *Runtime) pauseFull(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	pause := map[string][]int32{}
 	for _, w := range r.workers {
 		w.flowMu.Lock()
 		if w.full && w.paused == nil && now.Sub(w.fullSince) >= pauseAfter {
 			w.paused = map[string][]int32{}
 			for _, tp := range w.partitions {
 				w.paused[tp.topic] = append(w.paused[tp.topic], tp.partition)
-				pause[tp.topic] = append(pause[tp.topic], tp.partition)
 			}
+			// Under flowMu, so the worker's resume (drained) cannot run
+			// between marking and pausing and be undone by this pause.
+			r.cl.PauseFetchPartitions(w.paused)
 		}
 		w.flowMu.Unlock()
-	}
-	if len(pause) > 0 {
-		r.cl.PauseFetchPartitions(pause)
 	}
 }
 
@@ -511,6 +522,8 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]i
 	r.notifyRebalancing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	defer cancel()
 	r.closeWorkersLocked(ctx, r.fatal() == nil)
 }
 
@@ -534,9 +547,11 @@ func (r *Runtime) notifyRebalancing() {
 	}
 }
 
-// shutdownTimeout bounds the final flush and commit, so Run returns (with
-// an error) when the cluster is gone at shutdown.
-const shutdownTimeout = 30 * time.Second
+// closeTimeout bounds closing the tasks at shutdown or revocation: the
+// final flush and commit, and (at shutdown) how long a task may stay
+// blocked producing. Past it Run fails instead of hanging when the cluster
+// is gone.
+const closeTimeout = 30 * time.Second
 
 // shutdown stops and closes all tasks, committing their work unless err
 // (or an earlier failure) says the run failed.
@@ -544,7 +559,9 @@ func (r *Runtime) shutdown(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closing = true
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	unblock := time.AfterFunc(closeTimeout, r.cancelProduce) // frees tasks blocked in Produce
+	defer unblock.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	r.closeWorkersLocked(ctx, err == nil && r.fatal() == nil)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -53,8 +52,8 @@ type TaskConfig struct {
 type Task struct {
 	cfg        TaskConfig
 	log        *slog.Logger
-	sources    map[string]topology.Source // by full topic name
-	patterns   []patternSource
+	sources    map[string]topology.Source // by node name
+	byTopic    map[string]topology.Source // cache of source by full topic name
 	lifecycle  []topology.Lifecycle
 	queues     []*partitionQueue
 	streamTime int64
@@ -62,11 +61,6 @@ type Task struct {
 	inRecord   bool
 	puncts     []*punctuation
 	closed     bool
-}
-
-type patternSource struct {
-	re  *regexp.Regexp
-	src topology.Source
 }
 
 // partitionQueue buffers the fetched, not yet processed records of one input
@@ -95,6 +89,7 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 		cfg:        cfg,
 		log:        cfg.Logger.With("task", cfg.ID.String()),
 		sources:    map[string]topology.Source{},
+		byTopic:    map[string]topology.Source{},
 		streamTime: -1,
 	}
 	sub := cfg.Topology.Subtopologies()[cfg.ID.Subtopology]
@@ -116,12 +111,7 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 			if !ok {
 				return nil, fmt.Errorf("task %s: source node %q does not implement topology.Source", cfg.ID, n.Name)
 			}
-			if n.Pattern != nil {
-				t.patterns = append(t.patterns, patternSource{re: anchored(n.Pattern), src: src})
-			}
-			for _, topic := range n.Topics {
-				t.sources[t.TopicName(topic)] = src
-			}
+			t.sources[n.Name] = src
 		}
 	}
 	for _, n := range sub.Nodes {
@@ -134,12 +124,6 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 		}
 	}
 	return t, nil
-}
-
-// anchored returns re matching whole strings only, as Kafka's pattern
-// subscription does.
-func anchored(re *regexp.Regexp) *regexp.Regexp {
-	return regexp.MustCompile("^(?:" + re.String() + ")$")
 }
 
 // ID returns the task id.
@@ -192,7 +176,8 @@ func (t *Task) next() *partitionQueue {
 // ProcessNext processes the next buffered record, if any, and fires the
 // stream-time punctuators it makes due. It reports whether a record was
 // processed. An error is returned only when the configured handler says to
-// fail; the failed record then stays unconsumed.
+// fail: with false the record failed and stays unconsumed; with true the
+// record was processed and a punctuator it made due failed.
 func (t *Task) ProcessNext() (bool, error) {
 	q := t.next()
 	if q == nil {
@@ -286,17 +271,18 @@ func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
 	})
 }
 
+// source returns the source instance that reads topic (full name), or nil.
 func (t *Task) source(topic string) topology.Source {
-	if src, ok := t.sources[topic]; ok {
+	if src, ok := t.byTopic[topic]; ok {
 		return src
 	}
-	for _, p := range t.patterns {
-		if p.re.MatchString(topic) {
-			t.sources[topic] = p.src
-			return p.src
-		}
+	n := t.cfg.Topology.SourceFor(t.cfg.AppID, topic)
+	if n == nil || t.cfg.Topology.SubtopologyOf(n.Name) != t.cfg.ID.Subtopology {
+		return nil
 	}
-	return nil
+	src := t.sources[n.Name]
+	t.byTopic[topic] = src
+	return src
 }
 
 // Offsets returns the next offset to commit for every input partition that
@@ -390,12 +376,7 @@ func (t *Task) PartitionCount(topic string) (int32, error) {
 }
 
 // TopicName implements topology.TaskContext.
-func (t *Task) TopicName(name string) string {
-	if _, ok := t.cfg.Topology.InternalTopic(name); ok {
-		return t.cfg.AppID + "-" + name
-	}
-	return name
-}
+func (t *Task) TopicName(name string) string { return t.cfg.Topology.TopicName(t.cfg.AppID, name) }
 
 // Logger implements topology.TaskContext.
 func (t *Task) Logger() *slog.Logger { return t.log }

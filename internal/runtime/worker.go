@@ -61,17 +61,16 @@ func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
 	return &worker{task: task, rt: r, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-// enqueue hands records to the worker and returns how many it now holds.
-func (w *worker) enqueue(recs []*kgo.Record) int {
+// enqueue hands records to the worker.
+func (w *worker) enqueue(recs []*kgo.Record) {
 	w.inboxMu.Lock()
 	w.inbox = append(w.inbox, recs)
 	w.inboxMu.Unlock()
-	n := w.buffered.Add(int64(len(recs)))
+	w.buffered.Add(int64(len(recs)))
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
-	return int(n)
 }
 
 // drained is called after every batch: once a full task is down to roomAt
@@ -167,10 +166,13 @@ func (w *worker) processBatch() (int, error) {
 	var err error
 	for n < batchSize {
 		var ok bool
-		if ok, err = w.task.ProcessNext(); !ok {
+		ok, err = w.task.ProcessNext()
+		if ok {
+			n++ // processed, even if a punctuator it made due then failed
+		}
+		if !ok || err != nil {
 			break
 		}
-		n++
 	}
 	w.buffered.Add(-int64(n))
 	w.rt.cfg.Metrics.processed.Add(float64(n))

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"time"
 
@@ -76,11 +75,6 @@ type Driver struct {
 	offsets map[string]int64
 	// out holds the unread records produced to each topic (full name).
 	out map[string][]*kgo.Record
-	// readers caches which tasks read a topic (full name).
-	readers map[string][]int
-	// sources lists, per task, the full topic names and the patterns its
-	// sources read.
-	sources []taskSources
 	// pending holds produced records waiting to be added to the tasks that
 	// read their topics.
 	pending []delivery
@@ -90,11 +84,6 @@ type Driver struct {
 	// task writes for that record (see handler).
 	failed         error
 	dropDeadLetter bool
-}
-
-type taskSources struct {
-	topics   []string
-	patterns []*regexp.Regexp
 }
 
 type delivery struct {
@@ -123,7 +112,6 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 		now:     cfg.StartTime,
 		offsets: map[string]int64{},
 		out:     map[string][]*kgo.Record{},
-		readers: map[string][]int{},
 	}
 	p := producer{d}
 	for _, sub := range t.Subtopologies() {
@@ -143,16 +131,6 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 			return nil, fmt.Errorf("streamtest: %w", err)
 		}
 		d.tasks = append(d.tasks, task)
-		var ts taskSources
-		for _, n := range sub.Sources() {
-			for _, topic := range n.Topics {
-				ts.topics = append(ts.topics, task.TopicName(topic))
-			}
-			if n.Pattern != nil {
-				ts.patterns = append(ts.patterns, regexp.MustCompile("^(?:"+n.Pattern.String()+")$"))
-			}
-		}
-		d.sources = append(d.sources, ts)
 	}
 	// Processors may have produced records or scheduled work in Init.
 	if err := d.run(); err != nil {
@@ -286,19 +264,13 @@ func clone(b []byte) []byte {
 	return slices.Clone(b)
 }
 
-// readersOf returns the indexes of the tasks whose sources read topic.
+// readersOf returns the indexes of the tasks whose sources read topic (at
+// most one: a topic is read by one source).
 func (d *Driver) readersOf(topic string) []int {
-	if r, ok := d.readers[topic]; ok {
-		return r
+	if n := d.topo.SourceFor(d.cfg.AppID, topic); n != nil {
+		return []int{d.topo.SubtopologyOf(n.Name)}
 	}
-	var r []int
-	for i, ts := range d.sources {
-		if slices.Contains(ts.topics, topic) || slices.ContainsFunc(ts.patterns, func(re *regexp.Regexp) bool { return re.MatchString(topic) }) {
-			r = append(r, i)
-		}
-	}
-	d.readers[topic] = r
-	return r
+	return nil
 }
 
 // run processes the queued records of every task, feeding produced records
