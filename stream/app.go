@@ -90,6 +90,7 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		OnProductionError:       cfg.ProductionErrorHandler,
 		DeadLetterTopic:         cfg.DeadLetterQueueTopic,
 		MaxBufferedPerPartition: cfg.MaxBufferedRecordsPerPartition,
+		PurgeInterval:           cfg.RepartitionPurgeInterval,
 		OnRebalancing:           func() { a.setState(Rebalancing) },
 		OnRunning:               func() { a.setState(Running) },
 		Metrics:                 runtime.NewMetrics(cfg.Registerer),

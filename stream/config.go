@@ -93,6 +93,11 @@ type Config struct {
 	// down; a task that stays over it for 100ms has its partitions paused.
 	// Default 1000. (buffered.records.per.partition.)
 	MaxBufferedRecordsPerPartition int
+	// RepartitionPurgeInterval is how often records of repartition topics
+	// that were consumed and committed are deleted. Repartition topics are
+	// created with retention.ms=-1, so this is what keeps them small.
+	// Default 30s. (repartition.purge.interval.ms.)
+	RepartitionPurgeInterval time.Duration
 	// StateListener is called on every state change, synchronously from the
 	// goroutine that caused it; it must not block or call Run.
 	StateListener func(old, new State)
@@ -123,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ProductionErrorHandler == nil {
 		c.ProductionErrorHandler = LogAndFail
+	}
+	if c.RepartitionPurgeInterval == 0 {
+		c.RepartitionPurgeInterval = 30 * time.Second
 	}
 	if c.MaxBufferedRecordsPerPartition == 0 {
 		c.MaxBufferedRecordsPerPartition = 1000
@@ -158,6 +166,9 @@ func (c Config) validate() error {
 	}
 	if c.CommitInterval < 0 {
 		bad("CommitInterval", "negative duration %v", c.CommitInterval)
+	}
+	if c.RepartitionPurgeInterval < 0 {
+		bad("RepartitionPurgeInterval", "negative duration %v", c.RepartitionPurgeInterval)
 	}
 	if c.MaxBufferedRecordsPerPartition < 0 {
 		bad("MaxBufferedRecordsPerPartition", "negative value %d", c.MaxBufferedRecordsPerPartition)

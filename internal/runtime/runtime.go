@@ -36,6 +36,9 @@ type Config struct {
 	// per input partition before the poll loop waits for it, and then
 	// pauses its partitions (waitForRoom).
 	MaxBufferedPerPartition int
+	// PurgeInterval is how often consumed records of repartition topics
+	// are deleted (default 30s, Kafka Streams' repartition.purge.interval.ms).
+	PurgeInterval time.Duration
 	// OnRebalancing and OnRunning report the group state: called when a
 	// rebalance starts and when tasks are assigned and running.
 	OnRebalancing, OnRunning func()
@@ -58,6 +61,12 @@ type Runtime struct {
 	mu      sync.Mutex
 	workers map[topology.TaskID]*worker // guarded by mu
 	closing bool                        // guarded by mu
+	// purgeable holds committed offsets of repartition topics not yet
+	// purged; lastPurge is when they last were. Guarded by mu.
+	purgeable kadm.Offsets
+	lastPurge time.Time
+	// repartition holds the full names of the repartition topics.
+	repartition map[string]bool
 
 	ready           chan struct{} // closed once cl and prod are set
 	commitRequested chan struct{} // cap 1
@@ -83,6 +92,15 @@ func New(cfg Config) *Runtime {
 	if cfg.MaxBufferedPerPartition <= 0 {
 		cfg.MaxBufferedPerPartition = 1000
 	}
+	if cfg.PurgeInterval <= 0 {
+		cfg.PurgeInterval = 30 * time.Second
+	}
+	repartition := map[string]bool{}
+	for _, it := range cfg.Topology.InternalTopics() {
+		if it.Kind == topology.Repartition {
+			repartition[cfg.Topology.TopicName(cfg.AppID, it.Name)] = true
+		}
+	}
 	produceCtx, cancelProduce := context.WithCancel(context.Background())
 	return &Runtime{
 		produceCtx:      produceCtx,
@@ -90,6 +108,9 @@ func New(cfg Config) *Runtime {
 		cfg:             cfg,
 		log:             cfg.Logger.With("app", cfg.AppID),
 		workers:         map[topology.TaskID]*worker{},
+		purgeable:       kadm.Offsets{},
+		lastPurge:       time.Now(),
+		repartition:     repartition,
 		ready:           make(chan struct{}),
 		commitRequested: make(chan struct{}, 1),
 		room:            make(chan struct{}, 1),
@@ -194,7 +215,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *topology.Node) bool { return n.Pattern != nil }) {
 		opts = append(opts, kgo.ConsumeRegex())
 	}
-	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log})}, r.cfg.ClientOpts...)...)
+	// The admin client learns about the internal topics it creates; a
+	// short metadata age lets it find them soon after.
+	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log}), kgo.MetadataMinAge(250 * time.Millisecond)}, r.cfg.ClientOpts...)...)
 	if err != nil {
 		return fmt.Errorf("runtime: creating admin client: %w", err)
 	}
@@ -299,6 +322,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 				return err
 			}
 			nextCommit = time.Now().Add(r.cfg.CommitInterval)
+			r.purgeRepartitionTopics(ctx)
 		}
 		r.cl.AllowRebalance()
 	}
@@ -474,7 +498,36 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		return nil
 	}
 	r.cfg.Metrics.commits.Inc()
+	for topic, ps := range offsets {
+		if r.repartition[topic] {
+			for p, o := range ps {
+				r.purgeable.Add(kadm.Offset{Topic: topic, Partition: p, At: o.Offset})
+			}
+		}
+	}
 	return nil
+}
+
+// purgeRepartitionTopics deletes the records of repartition topics below
+// the committed offsets, at most every PurgeInterval, as Kafka Streams does
+// (repartition.purge.interval.ms): they are read once, and the topics are
+// created with infinite retention. Failures are logged and retried later.
+func (r *Runtime) purgeRepartitionTopics(ctx context.Context) {
+	r.mu.Lock()
+	if len(r.purgeable) == 0 || time.Since(r.lastPurge) < r.cfg.PurgeInterval {
+		r.mu.Unlock()
+		return
+	}
+	offsets := r.purgeable
+	r.purgeable, r.lastPurge = kadm.Offsets{}, time.Now()
+	r.mu.Unlock()
+	resps, err := r.adm.DeleteRecords(ctx, offsets)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("purging repartition topics failed", "err", err)
+	}
 }
 
 // onAssigned creates a task for each assigned task id and starts it.

@@ -60,7 +60,7 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	}
 	count := func(topic string) (int32, bool) {
 		td, ok := tds[topic]
-		if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || td.Err != nil {
+		if !ok || td.Err != nil {
 			return 0, false
 		}
 		return int32(len(td.Partitions)), true
@@ -143,9 +143,15 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 		for k, v := range it.Configs {
 			configs[k] = &v
 		}
-		if it.Kind == topology.Changelog {
-			compact := "compact"
-			configs["cleanup.policy"] = &compact
+		switch it.Kind {
+		case topology.Changelog:
+			configs["cleanup.policy"] = ptr("compact")
+		case topology.Repartition:
+			// Kafka Streams' repartition topic defaults: records are
+			// deleted once consumed (purgeRepartitionTopics), never by age.
+			if _, set := configs["retention.ms"]; !set {
+				configs["retention.ms"] = ptr("-1")
+			}
 		}
 		resp, err := r.adm.CreateTopic(ctx, n, -1, configs, full)
 		if err == nil {
@@ -183,3 +189,5 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	}
 	return nil
 }
+
+func ptr(s string) *string { return &s }
