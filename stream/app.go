@@ -41,6 +41,15 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
+// Errors Run returns at start, matchable with errors.Is.
+var (
+	// ErrTopicMissing: a source, sink or dead-letter topic does not exist.
+	ErrTopicMissing = runtime.ErrTopicMissing
+	// ErrNotCopartitioned: the source topics of one sub-topology (merged
+	// or read together) have different partition counts.
+	ErrNotCopartitioned = runtime.ErrNotCopartitioned
+)
+
 // ErrAlreadyRun is returned by Run when called more than once.
 var ErrAlreadyRun = errors.New("stream: App.Run called more than once")
 
@@ -77,6 +86,10 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	metrics, err := runtime.NewMetrics(cfg.Registerer, cfg.AppID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Config.Registerer: %w", ErrConfig, err)
+	}
 	a := &App{topo: topo, cfg: cfg}
 	a.rt = runtime.New(runtime.Config{
 		AppID:                   cfg.AppID,
@@ -93,7 +106,8 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		PurgeInterval:           cfg.RepartitionPurgeInterval,
 		OnRebalancing:           func() { a.setState(Rebalancing) },
 		OnRunning:               func() { a.setState(Running) },
-		Metrics:                 runtime.NewMetrics(cfg.Registerer),
+		OnFailing:               func() { a.setState(PendingError) },
+		Metrics:                 metrics,
 	})
 	return a, nil
 }
@@ -136,8 +150,10 @@ func (a *App) setState(s State) {
 // creates internal topics, joins the consumer group AppID and processes
 // the assigned tasks. When ctx is done it finishes the records in
 // progress, flushes, commits, leaves the group and returns nil. When a
-// record fails under LogAndFail, or a production or commit fails, it stops
-// without committing the failed work and returns the error.
+// record fails under LogAndFail (deserialization, processing or
+// production), it stops without committing the failed work and returns the
+// error. A failed offset commit is not fatal: it is logged and the records
+// since the last commit are processed again (at-least-once).
 func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.ran {

@@ -223,24 +223,28 @@ func TestAppStartErrors(t *testing.T) {
 		name  string
 		build func(b *stream.Builder)
 		want  []string
+		is    error
 	}{{
 		name: "missing source",
 		build: func(b *stream.Builder) {
 			stream.From(b, "no-such-input", serde.String, serde.String, stream.Named("src")).To("out", serde.String, serde.String)
 		},
 		want: []string{`"no-such-input"`, `"src"`, "source", "does not exist"},
+		is:   stream.ErrTopicMissing,
 	}, {
 		name: "missing sink",
 		build: func(b *stream.Builder) {
 			stream.From(b, "in", serde.String, serde.String).To("no-such-output", serde.String, serde.String, stream.Named("snk"))
 		},
 		want: []string{`"no-such-output"`, `"snk"`, "sink", "does not exist"},
+		is:   stream.ErrTopicMissing,
 	}, {
 		name: "not co-partitioned",
 		build: func(b *stream.Builder) {
 			stream.FromTopics(b, []string{"in", "three"}, serde.String, serde.String).To("out", serde.String, serde.String)
 		},
 		want: []string{"co-partitioned", "in=2", "three=3"},
+		is:   stream.ErrNotCopartitioned,
 	}}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,6 +264,9 @@ func TestAppStartErrors(t *testing.T) {
 				t.Fatal("Run = nil, want an error")
 			}
 			t.Logf("Run returned after %v: %v", time.Since(start), err)
+			if !errors.Is(err, tt.is) {
+				t.Errorf("Run = %v, want an error matching %v", err, tt.is)
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)

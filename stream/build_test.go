@@ -2,7 +2,9 @@ package stream_test
 
 import (
 	"errors"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -220,5 +222,86 @@ func TestBuildAgainIsIndependent(t *testing.T) {
 	}
 	if !regexp.MustCompile(`^KSTREAM-SINK-\d{10}$`).MatchString(second.Nodes()[1].Name) {
 		t.Errorf("generated sink name %q", second.Nodes()[1].Name)
+	}
+}
+
+// TestRepartitionNames checks Kafka Streams' repartition() naming: the topic
+// name, the filter, sink and source node names, and the numbers taken from
+// the name counter (seen in the name of the next generated node).
+func TestRepartitionNames(t *testing.T) {
+	tests := []struct {
+		name                        string
+		opts                        []stream.Option
+		topic, filter, sink, source string
+		next                        string
+	}{
+		{"unnamed", nil, "KSTREAM-REPARTITION-0000000001-repartition",
+			"KSTREAM-FILTER-0000000003", "KSTREAM-SINK-0000000002", "KSTREAM-SOURCE-0000000004", "KSTREAM-PEEK-0000000005"},
+		{"named", []stream.Option{stream.Named("foo")}, "foo-repartition",
+			"foo-repartition-filter", "foo-repartition-sink", "foo-repartition-source", "KSTREAM-PEEK-0000000004"},
+		{"named with suffix", []stream.Option{stream.Named("foo-repartition")}, "foo-repartition",
+			"foo-repartition-filter", "foo-repartition-sink", "foo-repartition-source", "KSTREAM-PEEK-0000000004"},
+		{"named like a generated name", []stream.Option{stream.Named("KSTREAM-X-0000000042")}, "KSTREAM-X-0000000042-repartition",
+			"KSTREAM-FILTER-0000000002", "KSTREAM-SINK-0000000001", "KSTREAM-SOURCE-0000000003", "KSTREAM-PEEK-0000000004"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := stream.NewBuilder()
+			stream.From(b, "in", serde.String, serde.String).
+				Repartition(serde.String, serde.String, tc.opts...).
+				Peek(func(string, string) {})
+			topo, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if its := topo.InternalTopics(); len(its) != 1 || its[0].Name != tc.topic {
+				t.Errorf("internal topics = %+v, want %s", its, tc.topic)
+			}
+			var names []string
+			for _, n := range topo.Nodes() {
+				names = append(names, n.Name)
+			}
+			want := []string{"KSTREAM-SOURCE-0000000000", tc.filter, tc.sink, tc.source, tc.next}
+			if !slices.Equal(names, want) {
+				t.Fatalf("nodes = %v, want %v", names, want)
+			}
+			if got := topo.Children(tc.filter); !slices.Equal(got, []string{tc.sink}) {
+				t.Errorf("filter children = %v, want the sink", got)
+			}
+			if n := topo.Node(tc.sink); n.Kind != topology.SinkKind || !slices.Equal(n.Topics, []string{tc.topic}) {
+				t.Errorf("sink %+v does not write %s", n, tc.topic)
+			}
+			if n := topo.Node(tc.source); n.Kind != topology.SourceKind || !slices.Equal(n.Topics, []string{tc.topic}) {
+				t.Errorf("source %+v does not read %s", n, tc.topic)
+			}
+		})
+	}
+}
+
+// TestSplitNames checks Kafka Streams' split() naming: branch names append
+// the branch name or 1-based position (0 for the default branch) to the
+// split node's name, and every branch takes a number from the name counter.
+func TestSplitNames(t *testing.T) {
+	always := func(string, string) bool { return true }
+	b := stream.NewBuilder()
+	src := stream.From(b, "in", serde.String, serde.String)
+	gen := src.Split().Branch("", always).Branch("x", always).Branch("", always).DefaultBranch("")
+	named := src.Split(stream.Named("s")).Branch("", always).NoDefaultBranch()
+	src.Peek(func(string, string) {})
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := slices.Sorted(maps.Keys(gen)), []string{
+		"KSTREAM-BRANCH-00000000010", "KSTREAM-BRANCH-00000000011", "KSTREAM-BRANCH-00000000013", "KSTREAM-BRANCH-0000000001x",
+	}; !slices.Equal(got, want) {
+		t.Errorf("branches = %v, want %v", got, want)
+	}
+	if got := slices.Collect(maps.Keys(named)); !slices.Equal(got, []string{"s1"}) {
+		t.Errorf("named split branches = %v, want [s1]", got)
+	}
+	// Split 1, its branches 2-5, split "s" 6, its branch 7: the Peek is 8.
+	if n := topo.Nodes()[len(topo.Nodes())-1].Name; n != "KSTREAM-PEEK-0000000008" {
+		t.Errorf("node after the splits = %s, want KSTREAM-PEEK-0000000008", n)
 	}
 }

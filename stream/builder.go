@@ -19,7 +19,6 @@ type Builder struct {
 	errs     []error
 	names    map[string]bool
 	seq      int
-	built    bool
 }
 
 // NewBuilder returns an empty Builder.
@@ -46,14 +45,25 @@ func (b *Builder) Build() (*topology.Topology, error) {
 }
 
 // nodeName returns the user's name for an operator or Kafka Streams'
-// generated one, e.g. "KSTREAM-FILTER-0000000003". The counter advances for
-// every operator, named or not, as in Kafka Streams.
+// generated one, e.g. "KSTREAM-FILTER-0000000003". Like Kafka Streams'
+// NamedInternal.orElseGenerateWithPrefix, it advances the counter whether
+// the operator is named or not, so naming one operator does not renumber
+// the others. A few operators advance it differently, as Kafka Streams does:
+// every Split branch takes one number, and Repartition takes three (sink,
+// filter, source) plus one for its topic name when unnamed.
 func (b *Builder) nodeName(o *options, prefix string) string {
-	seq := b.seq
-	b.seq++
+	name := b.generate(prefix)
 	if o.name != "" {
 		return o.name
 	}
+	return name
+}
+
+// generate advances the counter and returns the generated name
+// "KSTREAM-<prefix>-<counter>" (Kafka Streams' newProcessorName).
+func (b *Builder) generate(prefix string) string {
+	seq := b.seq
+	b.seq++
 	return fmt.Sprintf("KSTREAM-%s-%010d", prefix, seq)
 }
 
@@ -89,7 +99,9 @@ type KStream[K, V any] struct {
 	b    *Builder
 	node string
 	// keyChanged is true when an upstream operator may have changed the key,
-	// so a key-based operation downstream needs a repartition.
+	// so a key-based operation downstream needs a repartition (Kafka
+	// Streams' repartitionRequired). Operators propagate it, but nothing
+	// reads it yet: grouping and joins, which will, come next.
 	keyChanged bool
 }
 
@@ -100,21 +112,23 @@ func From[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerd
 }
 
 // FromTopics reads several topics as one stream. Topics of one stream (and
-// of every stream joined with it) must have the same number of partitions:
-// the application checks this at start.
+// of every stream merged or joined with it) must have the same number of
+// partitions: the application checks this at start.
 func FromTopics[K, V any](b *Builder, topics []string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
-	return addSource(b, topics, nil, keySerde, valueSerde, opts)
+	o := b.options(opts)
+	return addSource(b, b.nodeName(o, "SOURCE"), topics, nil, keySerde, valueSerde, o)
 }
 
 // FromPattern reads every topic whose whole name matches re, including
 // topics created later (picked up at the next metadata refresh).
 func FromPattern[K, V any](b *Builder, re *regexp.Regexp, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
-	return addSource(b, nil, re, keySerde, valueSerde, opts)
+	o := b.options(opts)
+	return addSource(b, b.nodeName(o, "SOURCE"), nil, re, keySerde, valueSerde, o)
 }
 
-func addSource[K, V any](b *Builder, topics []string, re *regexp.Regexp, ks serde.Serde[K], vs serde.Serde[V], opts []Option) KStream[K, V] {
-	o := b.options(opts)
-	name := b.nodeName(o, "SOURCE")
+// addSource adds a source node named name; o supplies its offset reset and
+// timestamp extractor.
+func addSource[K, V any](b *Builder, name string, topics []string, re *regexp.Regexp, ks serde.Serde[K], vs serde.Serde[V], o *options) KStream[K, V] {
 	b.checkNil(name, "key serde", ks, "value serde", vs)
 	extract, ok := optionFunc[func(topology.Record[K, V], int64) int64](b, name, o.timestamps, "timestamp extractor")
 	if !ok {

@@ -149,3 +149,110 @@ func TestMermaidShape(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeSplitRepartition checks generated names and node order against
+// what Kafka Streams prints for the same program:
+//
+//	KStream<String, String> src = builder.stream("in");
+//	Map<String, KStream<String, String>> br = src.split()
+//	    .branch((k, v) -> k.startsWith("a"), Branched.as("a"))
+//	    .branch((k, v) -> k.startsWith("b"))
+//	    .defaultBranch();
+//	br.get("KSTREAM-BRANCH-0000000001a").to("a");
+//	br.get("KSTREAM-BRANCH-00000000012").repartition().to("b");
+//	br.get("KSTREAM-BRANCH-00000000010").to((k, v, ctx) -> v);
+//
+// Every branch takes a number (2, 3, 4); the unnamed repartition takes one
+// for its topic (6) and three for its sink, filter and source (7, 8, 9).
+// Nodes are ordered by subtree size, then name. Kafka Streams prints the
+// extractor sink as "(extractor class: <Java class>)".
+func TestDescribeSplitRepartition(t *testing.T) {
+	b := stream.NewBuilder()
+	br := stream.From(b, "in", serde.String, serde.String).Split().
+		Branch("a", func(k, _ string) bool { return strings.HasPrefix(k, "a") }).
+		Branch("", func(k, _ string) bool { return strings.HasPrefix(k, "b") }).
+		DefaultBranch("")
+	br["KSTREAM-BRANCH-0000000001a"].To("a", serde.String, serde.String)
+	br["KSTREAM-BRANCH-00000000012"].Repartition(serde.String, serde.String).To("b", serde.String, serde.String)
+	br["KSTREAM-BRANCH-00000000010"].ToFunc(func(rec topology.Record[string, string]) string { return rec.Value }, serde.String, serde.String)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `Topologies:
+   Sub-topology: 0
+    Source: KSTREAM-SOURCE-0000000000 (topics: [in])
+      --> KSTREAM-BRANCH-0000000001
+    Processor: KSTREAM-BRANCH-0000000001 (stores: [])
+      --> KSTREAM-BRANCH-00000000012, KSTREAM-BRANCH-00000000010, KSTREAM-BRANCH-0000000001a
+      <-- KSTREAM-SOURCE-0000000000
+    Processor: KSTREAM-BRANCH-00000000012 (stores: [])
+      --> KSTREAM-FILTER-0000000008
+      <-- KSTREAM-BRANCH-0000000001
+    Processor: KSTREAM-BRANCH-00000000010 (stores: [])
+      --> KSTREAM-SINK-0000000011
+      <-- KSTREAM-BRANCH-0000000001
+    Processor: KSTREAM-BRANCH-0000000001a (stores: [])
+      --> KSTREAM-SINK-0000000005
+      <-- KSTREAM-BRANCH-0000000001
+    Processor: KSTREAM-FILTER-0000000008 (stores: [])
+      --> KSTREAM-SINK-0000000007
+      <-- KSTREAM-BRANCH-00000000012
+    Sink: KSTREAM-SINK-0000000005 (topic: a)
+      <-- KSTREAM-BRANCH-0000000001a
+    Sink: KSTREAM-SINK-0000000007 (topic: KSTREAM-REPARTITION-0000000006-repartition)
+      <-- KSTREAM-FILTER-0000000008
+    Sink: KSTREAM-SINK-0000000011 (topic extractor)
+      <-- KSTREAM-BRANCH-00000000010
+
+  Sub-topology: 1
+    Source: KSTREAM-SOURCE-0000000009 (topics: [KSTREAM-REPARTITION-0000000006-repartition])
+      --> KSTREAM-SINK-0000000010
+    Sink: KSTREAM-SINK-0000000010 (topic: b)
+      <-- KSTREAM-SOURCE-0000000009
+
+`
+	if got := topo.Describe(); got != want {
+		t.Fatalf("Describe() =\n%s\nwant:\n%s", got, want)
+	}
+	golden(t, "split.mermaid", topo.Mermaid())
+}
+
+// TestDescribeOrder checks Kafka Streams' node order: a larger subtree first
+// (a node reachable along two paths counts twice), then by name, for nodes
+// and for successor and predecessor lists; and a pattern source's format.
+func TestDescribeOrder(t *testing.T) {
+	b := stream.NewBuilder()
+	src := stream.FromPattern(b, regexp.MustCompile(`in-.*`), serde.String, serde.String, stream.Named("src"))
+	short := src.Peek(func(string, string) {}, stream.Named("a-short"))
+	long := src.Peek(func(string, string) {}, stream.Named("z-long")).Peek(func(string, string) {}, stream.Named("z-long-2"))
+	short.Merge(long, stream.Named("merge")).To("out", serde.String, serde.String, stream.Named("sink"))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sizes: sink 1, merge 2, z-long-2 3, a-short 3, z-long 4, src 8.
+	const want = `Topologies:
+   Sub-topology: 0
+    Source: src (topics: in-.*)
+      --> z-long, a-short
+    Processor: z-long (stores: [])
+      --> z-long-2
+      <-- src
+    Processor: a-short (stores: [])
+      --> merge
+      <-- src
+    Processor: z-long-2 (stores: [])
+      --> merge
+      <-- z-long
+    Processor: merge (stores: [])
+      --> sink
+      <-- a-short, z-long-2
+    Sink: sink (topic: out)
+      <-- merge
+
+`
+	if got := topo.Describe(); got != want {
+		t.Fatalf("Describe() =\n%s\nwant:\n%s", got, want)
+	}
+}

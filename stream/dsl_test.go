@@ -187,9 +187,9 @@ func TestSplitNoDefaultDrops(t *testing.T) {
 		t.Fatalf("branches = %v, want one", slices.Collect(maps.Keys(branches)))
 	}
 	for name, s := range branches {
-		// Generated prefix: the split node's name and a dash.
-		if !regexp.MustCompile(`^KSTREAM-BRANCH-\d{10}-a$`).MatchString(name) {
-			t.Fatalf("branch name = %q, want KSTREAM-BRANCH-<n>-a", name)
+		// Generated prefix: the split node's name, with no separator.
+		if name != "KSTREAM-BRANCH-0000000001a" {
+			t.Fatalf("branch name = %q, want KSTREAM-BRANCH-0000000001a", name)
 		}
 		s.To("out", serde.String, serde.String)
 	}
@@ -402,10 +402,44 @@ func TestWithTimestampExtractor(t *testing.T) {
 		t.Fatalf("extractor saw stream times %v, want [-1 500]", streamTimes)
 	}
 
-	err = in.Pipe("c", -1)
+	// As in Kafka Streams, a negative extracted timestamp drops the record.
+	if err := in.Pipe("c", -1); err != nil {
+		t.Fatalf("negative extracted timestamp: err = %v, want the record dropped", err)
+	}
+	if recs, err := streamtest.OutputTopic(d, "out", serde.String, serde.Int64).ReadAll(); err != nil || len(recs) != 0 {
+		t.Fatalf("negative extracted timestamp: output %+v, %v; want none", recs, err)
+	}
+}
+
+// TestNegativeTimestamp checks that without an extractor a negative Kafka
+// timestamp fails the record, as Kafka Streams' FailOnInvalidTimestamp
+// does, and that an extractor can replace it.
+func TestNegativeTimestamp(t *testing.T) {
+	b := stream.NewBuilder()
+	stream.From(b, "in", serde.String, serde.String, stream.Named("src")).To("out", serde.String, serde.String)
+	stream.From(b, "fixed", serde.String, serde.String, stream.Named("fixed-src"),
+		stream.WithTimestampExtractor(func(rec topology.Record[string, string], streamTime int64) int64 {
+			if rec.Timestamp < 0 {
+				return max(streamTime, 0)
+			}
+			return rec.Timestamp
+		})).To("out", serde.String, serde.String)
+	d := drive(t, b)
+	err := strIn(d, "in").PipeRecord(topology.Record[string, string]{Key: "k", Value: "v", Timestamp: -1})
 	var pe *topology.ProcessingError
-	if !errors.As(err, &pe) || pe.Node != "src" || !strings.Contains(err.Error(), "negative timestamp") {
-		t.Fatalf("negative extracted timestamp: err = %v, want a ProcessingError of node src", err)
+	if !errors.As(err, &pe) || pe.Node != "src" || !strings.Contains(err.Error(), "negative") {
+		t.Fatalf("negative Kafka timestamp: err = %v, want a ProcessingError of node src", err)
+	}
+	if !strOut(d, "out").IsEmpty() {
+		t.Fatal("a record with a negative timestamp was produced")
+	}
+
+	d = drive(t, b)
+	if err := strIn(d, "fixed").PipeRecord(topology.Record[string, string]{Key: "k", Value: "v", Timestamp: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := strOut(d, "out").ReadRecord(); err != nil || rec.Timestamp != 0 {
+		t.Fatalf("out = %+v, %v; want the record at 0", rec, err)
 	}
 }
 

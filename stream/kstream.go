@@ -3,6 +3,8 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/topology"
@@ -138,7 +140,11 @@ func (s KStream[K, V]) ForEach(fn func(key K, value V), opts ...Option) {
 }
 
 // Merge returns a stream with the records of s and other, in the order they
-// are processed. Both must come from the same Builder.
+// are processed. Both must come from the same Builder. Merged streams run in
+// one subtopology, so when they read different topics those topics must be
+// co-partitioned (the same partition count), which the application checks
+// at start. This is a Runnel rule stricter than Kafka Streams, which needs
+// co-partitioning only for joins.
 func (s KStream[K, V]) Merge(other KStream[K, V], opts ...Option) KStream[K, V] {
 	name := s.b.nodeName(s.b.options(opts), "MERGE")
 	if other.b != s.b {
@@ -158,24 +164,30 @@ func (s KStream[K, V]) Merge(other KStream[K, V], opts ...Option) KStream[K, V] 
 // To writes the stream to a topic, serializing with the given serdes.
 // Options: Named, WithPartitioner. The topic must exist at start.
 func (s KStream[K, V]) To(topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
-	s.sink(topic, nil, keySerde, valueSerde, opts)
+	o := s.b.options(opts)
+	name := s.b.nodeName(o, "SINK")
+	if topic == "" {
+		s.b.fail(name, errors.New("empty topic name"))
+	}
+	s.sink(name, topic, nil, keySerde, valueSerde, o.partitioner)
 }
 
 // ToFunc writes each record to the topic fn returns for it (Kafka Streams'
-// TopicNameExtractor). The topics must exist.
+// TopicNameExtractor). The topics must exist. Options: Named,
+// WithPartitioner.
 func (s KStream[K, V]) ToFunc(fn func(rec topology.Record[K, V]) string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
-	name := s.sink("", fn, keySerde, valueSerde, opts)
+	o := s.b.options(opts)
+	name := s.b.nodeName(o, "SINK")
+	s.sink(name, "", fn, keySerde, valueSerde, o.partitioner)
 	s.b.checkNil(name, "topic name extractor", fn)
 }
 
-func (s KStream[K, V]) sink(topic string, topicFn func(topology.Record[K, V]) string, ks serde.Serde[K], vs serde.Serde[V], opts []Option) string {
-	o := s.b.options(opts)
-	name := s.b.nodeName(o, "SINK")
+// sink adds a sink node named name that writes topic, or the topic topicFn
+// returns per record when topic is "". partitioner is the WithPartitioner
+// option's value (nil: the default partitioner).
+func (s KStream[K, V]) sink(name, topic string, topicFn func(topology.Record[K, V]) string, ks serde.Serde[K], vs serde.Serde[V], partitioner any) {
 	s.b.checkNil(name, "key serde", ks, "value serde", vs)
-	if topicFn == nil && topic == "" {
-		s.b.fail(name, errors.New("empty topic name"))
-	}
-	part, _ := optionFunc[func(string, K, V, int32) int32](s.b, name, o.partitioner, "partitioner")
+	part, _ := optionFunc[func(string, K, V, int32) int32](s.b, name, partitioner, "partitioner")
 	var topics []string
 	if topic != "" {
 		topics = []string{topic}
@@ -190,31 +202,55 @@ func (s KStream[K, V]) sink(topic string, topicFn func(topology.Record[K, V]) st
 			return n, nil
 		},
 	})
-	return name
 }
 
-// Repartition writes the stream through an internal topic
-// "<app-id>-<name>-repartition" and reads it back, so records are
-// partitioned by their (new) key and downstream work is spread over that
-// topic's partitions. Options: Named (topic name; default generated),
-// WithPartitions, WithPartitioner.
+// generatedName matches the names Kafka Streams generates; a Repartition
+// named like one gets generated node names too, as in Kafka Streams.
+var generatedName = regexp.MustCompile(`^KSTREAM.*-[0-9]{10}$`)
+
+// Repartition writes the stream through an internal topic and reads it
+// back, so records are partitioned by their (new) key and downstream work is
+// spread over that topic's partitions. Options: Named, WithPartitions,
+// WithPartitioner.
+//
+// The names follow Kafka Streams' repartition(). Named("foo") gives the topic
+// "foo-repartition" ("<app-id>-foo-repartition" in Kafka; a name already
+// ending in "-repartition" is used as is) and the nodes
+// "foo-repartition-filter", "foo-repartition-sink" and
+// "foo-repartition-source". Unnamed, the topic is
+// "KSTREAM-REPARTITION-<n>-repartition" and the nodes get generated names
+// (KSTREAM-FILTER-, KSTREAM-SINK-, KSTREAM-SOURCE-). The filter node passes
+// every record on: Kafka Streams has it (its predicate is always true), so
+// Runnel keeps it for identical Describe output and numbering.
 func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
 	o := s.b.options(opts)
 	base := o.name
 	if base == "" {
-		base = s.b.nodeName(o, "REPARTITION")
+		base = s.b.generate("REPARTITION") // unlike other operators, a named Repartition takes no number
 	} else if !validTopicChars(base) {
 		s.b.fail(base, fmt.Errorf("name %q is not a valid topic name part (letters, digits, '.', '_', '-')", base))
 	}
 	if o.partitions < 0 {
 		s.b.fail(base, fmt.Errorf("partition count %d is negative", o.partitions))
 	}
-	topic := base + "-repartition"
-	s.b.internal = append(s.b.internal, topology.InternalTopic{Name: topic, Kind: topology.Repartition, Partitions: o.partitions})
-	var sinkOpts []Option
-	if fn, ok := optionFunc[func(string, K, V, int32) int32](s.b, base, o.partitioner, "partitioner"); ok {
-		sinkOpts = append(sinkOpts, WithPartitioner(fn))
+	topic := base
+	if !strings.HasSuffix(topic, "-repartition") {
+		topic += "-repartition"
 	}
-	s.sink(topic, nil, keySerde, valueSerde, append(sinkOpts, Named(topic+"-sink")))
-	return addSource(s.b, []string{topic}, nil, keySerde, valueSerde, []Option{Named(topic + "-source")})
+	// Kafka Streams always generates these three names, to keep the
+	// numbering stable, and uses them only for a generated base name.
+	sinkName, filterName, sourceName := s.b.generate("SINK"), s.b.generate("FILTER"), s.b.generate("SOURCE")
+	if !generatedName.MatchString(base) {
+		sinkName, filterName, sourceName = topic+"-sink", topic+"-filter", topic+"-source"
+	}
+	s.b.internal = append(s.b.internal, topology.InternalTopic{Name: topic, Kind: topology.Repartition, Partitions: o.partitions})
+	var part any
+	if fn, ok := optionFunc[func(string, K, V, int32) int32](s.b, base, o.partitioner, "partitioner"); ok {
+		part = fn
+	}
+	filter := child(s, filterName, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+		return &opNode[K, V, K, V]{name: filterName, to: to, fn: passThrough[K, V]}
+	})
+	filter.sink(sinkName, topic, nil, keySerde, valueSerde, part)
+	return addSource(s.b, sourceName, []string{topic}, nil, keySerde, valueSerde, &options{})
 }

@@ -83,9 +83,22 @@ func (n *sourceNode[K, V]) Process(raw *kgo.Record) (err error) {
 		return n.deserializationError(raw, false, err)
 	}
 	rec := topology.Record[K, V]{Key: k, Value: v, Timestamp: raw.Timestamp.UnixMilli(), Headers: raw.Headers}
-	if n.extract != nil {
+	if n.extract == nil {
+		// Kafka Streams' default extractor, FailOnInvalidTimestamp.
+		if rec.Timestamp < 0 {
+			return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("input record has invalid (negative) timestamp %d; set a timestamp extractor (WithTimestampExtractor) to process it", rec.Timestamp)}
+		}
+	} else {
 		if err := n.extractTimestamp(&rec); err != nil {
 			return err
+		}
+		if rec.Timestamp < 0 {
+			// As Kafka Streams' RecordQueue: a negative extracted timestamp
+			// drops the record (logged and counted).
+			n.tc.Logger().Warn("skipping record due to negative extracted timestamp",
+				"node", n.name, "topic", raw.Topic, "partition", raw.Partition, "offset", raw.Offset, "timestamp", rec.Timestamp)
+			n.tc.RecordSkipped("invalid_timestamp")
+			return nil
 		}
 	}
 	n.tc.AdvanceStreamTime(rec.Timestamp)
@@ -95,9 +108,6 @@ func (n *sourceNode[K, V]) Process(raw *kgo.Record) (err error) {
 func (n *sourceNode[K, V]) extractTimestamp(rec *topology.Record[K, V]) (err error) {
 	defer recoverPanic(n.name, &err)
 	rec.Timestamp = n.extract(*rec, n.tc.StreamTime())
-	if rec.Timestamp < 0 {
-		return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("timestamp extractor returned negative timestamp %d", rec.Timestamp)}
-	}
 	return nil
 }
 

@@ -24,8 +24,9 @@ type optFn func(*options)
 func (f optFn) apply(o *options) { f(o) }
 
 // Named names an operator (any operator). The name appears in Describe,
-// logs and errors; for Repartition and Split it also prefixes the internal
-// topic or branch names. Default: a generated Kafka Streams-style name such
+// logs and errors; for Split it also prefixes the branch names, and for
+// Repartition it names the internal topic and the nodes around it instead
+// of one node. Default: a generated Kafka Streams-style name such
 // as "KSTREAM-FILTER-0000000003", which changes when operators are added
 // before it.
 func Named(name string) Option { return optFn(func(o *options) { o.name = name }) }
@@ -38,10 +39,16 @@ func WithOffsetReset(r topology.OffsetReset) Option {
 }
 
 // WithTimestampExtractor sets how a source computes a record's timestamp
-// from the decoded record and the task's stream time (From, FromTopics,
-// FromPattern). K and V must be the source's types, or Build fails. Default:
-// the Kafka record's timestamp. A negative result fails the record as a
-// processing error.
+// from the decoded record (whose Timestamp is the Kafka record's) and the
+// task's stream time (From, FromTopics, FromPattern). K and V must be the
+// source's types, or Build fails.
+//
+// Default: the Kafka record's timestamp, and a negative one fails the record
+// with a *topology.ProcessingError naming the source, handed to the
+// processing error handler (Kafka Streams' default extractor,
+// FailOnInvalidTimestamp, fails the same way). An extractor sees negative
+// Kafka timestamps and may replace them; a negative extracted timestamp
+// drops the record with a warning, as in Kafka Streams.
 //
 // Limit: when a task reads several partitions, it picks the next record by
 // the Kafka timestamps at the heads of its partitions, not by extracted ones.

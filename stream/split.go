@@ -10,21 +10,16 @@ import (
 // split()). Each record goes to the first branch whose predicate matches,
 // else to the default branch if there is one, else it is dropped.
 type BranchedKStream[K, V any] struct {
-	s      KStream[K, V] // the split node's stream
-	prefix string
-	preds  *[]func(K, V) bool
-	out    map[string]KStream[K, V]
+	s     KStream[K, V] // the split node's stream
+	preds *[]func(K, V) bool
+	out   map[string]KStream[K, V]
 }
 
-// Split starts splitting s into branches. Named sets the split node's name,
-// which prefixes the branch names (default: the generated node name).
+// Split starts splitting s into branches. Named sets the split node's name
+// (default: a generated name such as "KSTREAM-BRANCH-0000000001"), which
+// prefixes the branch names as is, with no separator, as in Kafka Streams.
 func (s KStream[K, V]) Split(opts ...Option) *BranchedKStream[K, V] {
-	o := s.b.options(opts)
-	name := s.b.nodeName(o, "BRANCH")
-	prefix := name
-	if o.name == "" {
-		prefix += "-"
-	}
+	name := s.b.nodeName(s.b.options(opts), "BRANCH")
 	preds := &[]func(K, V) bool{}
 	split := child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
 		preds := *preds
@@ -40,27 +35,27 @@ func (s KStream[K, V]) Split(opts ...Option) *BranchedKStream[K, V] {
 			return nil
 		}}
 	})
-	return &BranchedKStream[K, V]{s: split, prefix: prefix, preds: preds, out: map[string]KStream[K, V]{}}
+	return &BranchedKStream[K, V]{s: split, preds: preds, out: map[string]KStream[K, V]{}}
 }
 
 // Branch adds a branch of the records that match pred and are not taken by
-// an earlier branch. Its stream is returned under prefix+name by
-// DefaultBranch or NoDefaultBranch; an empty name means the branch's
-// 1-based position.
+// an earlier branch. Its stream is returned by DefaultBranch or
+// NoDefaultBranch under the split node's name followed by name, or, when
+// name is empty, by the branch's 1-based position: "KSTREAM-BRANCH-00000000011"
+// for the first branch of a generated split name, "split-a" for branch "a"
+// of Split(Named("split-")).
 func (bs *BranchedKStream[K, V]) Branch(name string, pred func(key K, value V) bool) *BranchedKStream[K, V] {
-	full := bs.branch(name)
-	bs.s.b.checkNil(full, "predicate", pred)
 	*bs.preds = append(*bs.preds, pred)
+	full := bs.branch(name, len(*bs.preds))
+	bs.s.b.checkNil(full, "predicate", pred)
 	return bs
 }
 
 // DefaultBranch adds a branch of the records no predicate matched and
-// returns every branch by name.
+// returns every branch by name. An empty name means position 0, so the
+// branch is the split node's name followed by "0".
 func (bs *BranchedKStream[K, V]) DefaultBranch(name string) map[string]KStream[K, V] {
-	if name == "" {
-		name = "0"
-	}
-	bs.branch(name)
+	bs.branch(name, 0)
 	return bs.out
 }
 
@@ -68,12 +63,16 @@ func (bs *BranchedKStream[K, V]) DefaultBranch(name string) map[string]KStream[K
 // branch by name.
 func (bs *BranchedKStream[K, V]) NoDefaultBranch() map[string]KStream[K, V] { return bs.out }
 
-// branch adds a pass-through child of the split node named prefix+name.
-func (bs *BranchedKStream[K, V]) branch(name string) string {
+// branch adds a pass-through child of the split node named after the split
+// node and name, or index when name is empty. Like Kafka Streams, it
+// advances the name counter once per branch, so generated names after a
+// split match Kafka Streams'.
+func (bs *BranchedKStream[K, V]) branch(name string, index int) string {
 	if name == "" {
-		name = strconv.Itoa(len(bs.out) + 1)
+		name = strconv.Itoa(index)
 	}
-	full := bs.prefix + name
+	full := bs.s.node + name
+	bs.s.b.seq++
 	bs.out[full] = child(bs.s, full, bs.s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: full, to: to, fn: passThrough[K, V]}
 	})

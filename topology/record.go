@@ -78,8 +78,10 @@ type Cancellable interface {
 // needs no locks.
 //
 // Init is called once before the first record, Process for each record, Close
-// when the task closes (also after a failure). Errors returned from Init or
-// Process fail the task through the processing error handler.
+// when the task closes (also after a failure). An error (or panic) in Process
+// goes to the processing error handler, which fails the task or skips the
+// record. An error in Init fails the task, and with it the application,
+// whatever the error handlers decide.
 type Processor[KIn, VIn, KOut, VOut any] interface {
 	Init(ctx ProcessorContext[KOut, VOut]) error
 	Process(rec Record[KIn, VIn]) error

@@ -3,8 +3,10 @@
 // benchmarks need: creating topics, producing, reading back committed data
 // and inspecting committed group offsets.
 //
-// The main API does not depend on package testing, so examples and
-// benchmarks' setup code can use it; StartT is the testing convenience.
+// The package imports package testing, for StartT (in kafkatest_testing.go),
+// the convenience for tests and benchmarks. The rest of the API does not use
+// it, so runnable examples and benchmarks' setup code can call Start and
+// handle errors themselves.
 //
 // Every helper creates its own short-lived franz-go client and closes it
 // before returning, so helpers never leave goroutines behind.

@@ -21,7 +21,7 @@ const balancerProtocol = "runnel"
 // owned it, as long as that keeps the counts balanced (max - min <= 1) — and
 // eager (all partitions are revoked at each rebalance).
 type balancer struct {
-	// taskOf maps a topic (full name) to its subtopology; ok is false for
+	// subOf maps a topic (full name) to its subtopology; ok is false for
 	// topics the topology does not read.
 	subOf func(topic string) (int, bool)
 
@@ -138,7 +138,7 @@ func (b *balancer) tasks(topics map[string]int32) ([]topology.TaskID, map[topolo
 		}
 		n := topics[t]
 		if c, seen := counts[sub]; seen && c != n {
-			return nil, nil, fmt.Errorf("runtime: topics %q (%d partitions) and %q (%d partitions) of sub-topology %d are not co-partitioned", first[sub], c, t, n, sub)
+			return nil, nil, fmt.Errorf("%w: %q (%d partitions) and %q (%d partitions) of sub-topology %d", ErrNotCopartitioned, first[sub], c, t, n, sub)
 		}
 		counts[sub], first[sub] = n, t
 		for p := int32(0); p < n; p++ {

@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -16,17 +18,19 @@ type Metrics struct {
 	tasks            prometheus.Gauge
 }
 
-// NewMetrics creates the metrics for one application and registers them on
-// reg (a private registry when nil).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics creates the metrics of application appID (constant label
+// app_id) and registers them on reg (a private registry when nil). It fails
+// when reg already holds them, e.g. for a second App with the same id.
+func NewMetrics(reg prometheus.Registerer, appID string) (*Metrics, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	reg = prometheus.WrapRegistererWith(prometheus.Labels{"app_id": appID}, reg)
 	m := &Metrics{
 		processed: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_records_processed_total",
 			Help: "Input records processed (including skipped ones)."}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_records_skipped_total",
-			Help: "Records an error handler skipped, by reason: deserialization, processing, production."}, []string{"reason"}),
+			Help: "Records skipped, by reason: deserialization, processing, production (an error handler said continue), invalid_timestamp (negative extracted timestamp)."}, []string{"reason"}),
 		produced: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_records_produced_total",
 			Help: "Records delivered to Kafka."}),
 		productionErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_production_errors_total",
@@ -36,8 +40,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		tasks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_tasks",
 			Help: "Tasks assigned to this instance."}),
 	}
-	reg.MustRegister(m.processed, m.skipped, m.produced, m.productionErrors, m.commits, m.tasks)
-	return m
+	for _, c := range []prometheus.Collector{m.processed, m.skipped, m.produced, m.productionErrors, m.commits, m.tasks} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("runtime: registering metrics of %q: %w", appID, err)
+		}
+	}
+	return m, nil
 }
 
 // Skipped returns how many records were skipped for the reason.

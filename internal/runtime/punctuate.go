@@ -58,9 +58,7 @@ func (t *Task) punctuate(typ topology.PunctuationType, now int64) error {
 				return err
 			}
 			t.log.Warn("punctuation failed, continuing", "node", p.node, "err", err)
-			if t.cfg.OnSkip != nil {
-				t.cfg.OnSkip("processing")
-			}
+			t.RecordSkipped("processing")
 		}
 	}
 	t.puncts = deleteCancelled(t.puncts)

@@ -42,7 +42,10 @@ type Config struct {
 	// OnRebalancing and OnRunning report the group state: called when a
 	// rebalance starts and when tasks are assigned and running.
 	OnRebalancing, OnRunning func()
-	Metrics                  *Metrics
+	// OnFailing is called when the runtime starts shutting down after a
+	// failure, before it closes the tasks and leaves the group.
+	OnFailing func()
+	Metrics   *Metrics
 }
 
 // Runtime runs a topology as one member of the application's consumer
@@ -87,7 +90,7 @@ func New(cfg Config) *Runtime {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil)
+		cfg.Metrics, _ = NewMetrics(nil, cfg.AppID) // a private registry cannot clash
 	}
 	if cfg.MaxBufferedPerPartition <= 0 {
 		cfg.MaxBufferedPerPartition = 1000
@@ -238,6 +241,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	r.notify(r.cfg.OnRebalancing)
 
 	err = r.poll(ctx)
+	if err != nil || r.fatal() != nil {
+		r.notify(r.cfg.OnFailing)
+	}
 	r.shutdown(err)
 	r.cl.Close() // leaves the group; revocation finds no tasks left
 	if err == nil {
@@ -537,10 +543,18 @@ func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[st
 	case <-ctx.Done():
 		return
 	}
+	if r.assign(assigned) {
+		r.notify(r.cfg.OnRunning) // outside r.mu: it calls user code
+	}
+}
+
+// assign starts the tasks of the assigned partitions and reports whether it
+// did.
+func (r *Runtime) assign(assigned map[string][]int32) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing || r.fatal() != nil {
-		return
+		return false
 	}
 	for topic, ps := range assigned {
 		sub, ok := r.subOf(topic)
@@ -554,7 +568,7 @@ func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[st
 				var err error
 				if w, err = r.newWorker(id); err != nil {
 					r.fail(err)
-					return
+					return false
 				}
 				r.workers[id] = w
 			}
@@ -566,7 +580,7 @@ func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[st
 	}
 	r.cfg.Metrics.tasks.Set(float64(len(r.workers)))
 	r.log.Info("tasks assigned", "tasks", len(r.workers))
-	r.notify(r.cfg.OnRunning)
+	return true
 }
 
 // onRevoked stops every task at a record boundary, commits their work and

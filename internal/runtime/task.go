@@ -39,8 +39,8 @@ type TaskConfig struct {
 	OnProcessingError      topology.ErrorHandler
 	// DeadLetterTopic, when set, receives every record a handler skipped.
 	DeadLetterTopic string
-	// OnSkip is called for every record a handler skipped, with the
-	// reason ("deserialization" or "processing").
+	// OnSkip is called for every record skipped, with the reason
+	// ("deserialization", "processing" or "invalid_timestamp").
 	OnSkip func(reason string)
 	// OnCommitRequest is called when a processor asks for a commit.
 	OnCommitRequest func()
@@ -222,9 +222,7 @@ func (t *Task) process(rec *kgo.Record) error {
 		return err
 	}
 	t.log.Warn("skipping record", "reason", reason, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-	if t.cfg.OnSkip != nil {
-		t.cfg.OnSkip(reason)
-	}
+	t.RecordSkipped(reason)
 	return t.deadLetter(ectx, err)
 }
 
@@ -364,6 +362,13 @@ func (t *Task) WallClockTime() time.Time { return t.cfg.Clock() }
 func (t *Task) RequestCommit() {
 	if t.cfg.OnCommitRequest != nil {
 		t.cfg.OnCommitRequest()
+	}
+}
+
+// RecordSkipped implements topology.TaskContext.
+func (t *Task) RecordSkipped(reason string) {
+	if t.cfg.OnSkip != nil {
+		t.cfg.OnSkip(reason)
 	}
 }
 
