@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the runtime's Prometheus metrics. They are registered on the
@@ -46,20 +45,4 @@ func NewMetrics(reg prometheus.Registerer, appID string) (*Metrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// Skipped returns how many records were skipped for the reason.
-func (m *Metrics) Skipped(reason string) float64 {
-	return counterValue(m.skipped.WithLabelValues(reason))
-}
-
-// Processed returns how many input records were processed.
-func (m *Metrics) Processed() float64 { return counterValue(m.processed) }
-
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return 0
-	}
-	return m.GetCounter().GetValue()
 }

@@ -152,15 +152,6 @@ func (t *Task) queue(topic string, partition int32) *partitionQueue {
 	return q
 }
 
-// Buffered returns how many records wait in the task's queues.
-func (t *Task) Buffered() int {
-	n := 0
-	for _, q := range t.queues {
-		n += len(q.recs) - q.head
-	}
-	return n
-}
-
 // next returns the queue whose head record has the smallest timestamp (ties:
 // the first queue), or nil when all are empty.
 func (t *Task) next() *partitionQueue {
