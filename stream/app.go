@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	"github.com/runnel-dev/runnel/internal/runtime"
@@ -86,6 +87,11 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if cfg.EnsureExplicitInternalResourceNaming {
+		if err := checkExplicitNaming(topo); err != nil {
+			return nil, err
+		}
+	}
 	metrics, err := runtime.NewMetrics(cfg.Registerer, cfg.AppID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Config.Registerer: %w", ErrConfig, err)
@@ -104,6 +110,10 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		DeadLetterTopic:         cfg.DeadLetterQueueTopic,
 		MaxBufferedPerPartition: cfg.MaxBufferedRecordsPerPartition,
 		PurgeInterval:           cfg.RepartitionPurgeInterval,
+		StateDir:                filepath.Join(cfg.StateDir, cfg.AppID),
+		StateFS:                 cfg.StateFS,
+		CacheMaxBytes:           cfg.CacheMaxBytes,
+		RestoreListener:         cfg.RestoreListener,
 		OnRebalancing:           func() { a.setState(Rebalancing) },
 		OnRunning:               func() { a.setState(Running) },
 		OnFailing:               func() { a.setState(PendingError) },

@@ -16,6 +16,7 @@ import (
 type Builder struct {
 	nodes    []*topology.Node
 	internal []topology.InternalTopic
+	stores   []*topology.StoreSpec
 	errs     []error
 	names    map[string]bool
 	seq      int
@@ -37,7 +38,7 @@ func (b *Builder) Build() (*topology.Topology, error) {
 		c := *n
 		nodes[i] = &c
 	}
-	t, err := topology.New(nodes, b.internal)
+	t, err := topology.New(nodes, b.internal, b.stores)
 	if err = errors.Join(append(append([]error(nil), b.errs...), err)...); err != nil {
 		return nil, err
 	}
@@ -168,9 +169,4 @@ func receivers[K, V any](children []topology.Child) ([]receiver[K, V], error) {
 		out[i] = r
 	}
 	return out, nil
-}
-
-// validTopicChars reports whether s is a legal Kafka topic name fragment.
-func validTopicChars(s string) bool {
-	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
 }

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -52,9 +54,35 @@ type Config struct {
 	// Brokers are the bootstrap servers, "host:port". Required.
 	// (bootstrap.servers.)
 	Brokers []string
-	// StateDir is where local state lives, under StateDir/AppID. Default:
-	// os.TempDir()/runnel. Stateless topologies do not use it. (state.dir.)
+	// StateDir is where local state lives: one Pebble database per
+	// instance in StateDir/AppID, locked while the App runs (a second
+	// instance on the same directory fails at start with an error
+	// matching state.ErrLocked). Default: os.TempDir()/runnel. Stateless
+	// topologies do not use it. (state.dir.)
 	StateDir string
+	// StateFS is the file system of the state directory. Default: the
+	// operating system's. Tests can pass vfs.NewMem(), or an errorfs
+	// wrapper to inject disk failures.
+	StateFS vfs.FS
+	// CacheMaxBytes is the record cache budget of the instance, split
+	// evenly among its tasks: cached stores collapse consecutive updates
+	// of a key, so downstream and the changelog see one update per key
+	// per commit (or eviction). Default (0): 10 MiB. A negative value
+	// disables caching, so every update is forwarded — Go's zero value
+	// cannot mean both the default and "off". (cache.max.bytes.buffering,
+	// statestore.cache.max.bytes.)
+	CacheMaxBytes int64
+	// RestoreListener, when set, is told when each store's restoration
+	// starts, after each restored batch and when it ends. Its methods run
+	// on the tasks' goroutines, concurrently. (Kafka Streams'
+	// StateRestoreListener.)
+	RestoreListener state.RestoreListener
+	// EnsureExplicitInternalResourceNaming makes NewApp fail when a state
+	// store, changelog or repartition topic has a generated name: adding an
+	// operator upstream would renumber it and silently orphan its state.
+	// Name them with Materialized and Named. Default false.
+	// (ensure.explicit.internal.resource.naming, KIP-1111.)
+	EnsureExplicitInternalResourceNaming bool
 	// Guarantee is the processing guarantee. Default AtLeastOnce.
 	// (processing.guarantee.)
 	Guarantee Guarantee
@@ -135,6 +163,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxBufferedRecordsPerPartition == 0 {
 		c.MaxBufferedRecordsPerPartition = 1000
 	}
+	switch {
+	case c.CacheMaxBytes == 0:
+		c.CacheMaxBytes = 10 << 20
+	case c.CacheMaxBytes < 0:
+		c.CacheMaxBytes = 0
+	}
 	return c
 }
 
@@ -146,7 +180,7 @@ func (c Config) validate() error {
 	}
 	if c.AppID == "" {
 		bad("AppID", "required")
-	} else if !validTopicChars(c.AppID) {
+	} else if !topology.ValidName(c.AppID) {
 		bad("AppID", "%q may only contain letters, digits, '.', '_' and '-'", c.AppID)
 	}
 	if len(c.Brokers) == 0 {

@@ -227,7 +227,7 @@ func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Ser
 	base := o.name
 	if base == "" {
 		base = s.b.generate("REPARTITION") // unlike other operators, a named Repartition takes no number
-	} else if !validTopicChars(base) {
+	} else if !topology.ValidName(base) {
 		s.b.fail(base, fmt.Errorf("name %q is not a valid topic name part (letters, digits, '.', '_', '-')", base))
 	}
 	if o.partitions < 0 {

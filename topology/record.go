@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/runnel-dev/runnel/state"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -22,6 +23,12 @@ type Record[K, V any] struct {
 	Value     V
 	Timestamp int64
 	Headers   []Header
+	// Tombstone marks a record whose value is null: a deleted table row,
+	// as KTable.ToStream emits. Value is then the zero value, and sinks
+	// write a null value (a tombstone in a compacted topic). Operators
+	// that compute a new value (MapValues, Map, ...) yield ordinary
+	// records; Filter, Peek, Merge, Split and To keep the mark.
+	Tombstone bool
 }
 
 // RecordMetadata locates the input record being processed.
@@ -118,6 +125,10 @@ type ProcessorContext[K, V any] interface {
 	// Commit asks the runtime to commit as soon as possible instead of
 	// waiting for the commit interval.
 	Commit()
+	// Store returns a state store connected to this processor (see
+	// stream.WithStores); use state.KeyValue to get its typed interface.
+	// Asking for a store the processor is not connected to is an error.
+	Store(name string) (state.Store, error)
 }
 
 // ProcessorFuncs is a Processor built from functions, for processors that

@@ -7,8 +7,10 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/runnel-dev/runnel/state"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -134,6 +136,10 @@ type TaskContext interface {
 	// internal topics get the "<app-id>-" prefix, others are unchanged.
 	TopicName(name string) string
 	Logger() *slog.Logger
+	// Store returns the task's instance of a state store of the topology,
+	// built by its StoreSpec.Wrap. Stores are restored before the task
+	// processes its first record; a node may take them in Make.
+	Store(name string) (state.Store, error)
 }
 
 // InternalTopicKind says what an internal topic is for.
@@ -152,6 +158,10 @@ const (
 type InternalTopic struct {
 	Name string
 	Kind InternalTopicKind
+	// Generated is true when Name derives from a generated operator name,
+	// not one the user gave (Named, Materialized): renumbering the
+	// operators would rename the topic.
+	Generated bool
 	// Partitions is the partition count; 0 means as many as the largest
 	// source topic of the subtopology that writes it.
 	Partitions int32
@@ -159,12 +169,39 @@ type InternalTopic struct {
 	Configs map[string]string
 }
 
-// Subtopology is a connected component of the graph; it runs as one task
-// per partition of its source topics.
+// StoreSpec describes a state store of the topology. Package stream fills
+// it in; each task builds its own instance. Every node that uses the store
+// lists it in Node.Stores, and all of them end up in one subtopology.
+type StoreSpec struct {
+	Name   string
+	Engine state.Engine
+	// Logged stores write every change to the compacted changelog topic
+	// "<app-id>-<Name>-changelog" and are restored from it.
+	Logged bool
+	// ChangelogConfigs are extra configs of the changelog topic.
+	ChangelogConfigs map[string]string
+	// Caching puts the task's record cache in front of the store.
+	Caching bool
+	// Generated is true when Name was generated, not given by the user.
+	Generated bool
+	// Wrap builds the typed store processors use over the task's byte
+	// store (state.NewKeyValueStore with the store's serdes).
+	Wrap func(s state.BytesStore) state.Store
+}
+
+// ChangelogTopic returns the unprefixed name of a store's changelog topic,
+// "<store>-changelog".
+func ChangelogTopic(store string) string { return store + "-changelog" }
+
+// Subtopology is a connected component of the graph (nodes sharing a store
+// are connected); it runs as one task per partition of its source topics.
 type Subtopology struct {
 	ID int
 	// Nodes in topological order (every parent before its children).
 	Nodes []*Node
+	// Stores are the stores its nodes use, in the order of the topology's
+	// stores.
+	Stores []*StoreSpec
 }
 
 // Sources returns the subtopology's source nodes.
@@ -197,23 +234,43 @@ type Topology struct {
 	children map[string][]string
 	subs     []*Subtopology
 	subOf    map[string]int
+	storeSub map[string]int // store name -> subtopology
 	internal []InternalTopic
+	stores   []*StoreSpec
 	// patterns holds the whole-name (anchored) form of each pattern source.
 	patterns map[*Node]*regexp.Regexp
 }
 
-// New validates nodes (given in the order they were added, parents first)
-// and internal topics, and returns the topology. It reports every problem at
-// once as joined *NodeError values, each naming its node.
-func New(nodes []*Node, internal []InternalTopic) (*Topology, error) {
+// New validates nodes (given in the order they were added, parents first),
+// internal topics and stores, and returns the topology. Logged stores get
+// their changelog topics added to the internal topics. It reports every
+// problem at once as joined *NodeError values, each naming its node.
+func New(nodes []*Node, internal []InternalTopic, stores []*StoreSpec) (*Topology, error) {
 	t := &Topology{
 		byName:   make(map[string]*Node, len(nodes)),
 		children: make(map[string][]string),
 		subOf:    make(map[string]int),
+		storeSub: make(map[string]int),
 		internal: slices.Clone(internal),
+		stores:   slices.Clone(stores),
 		patterns: make(map[*Node]*regexp.Regexp),
 	}
 	var errs []error
+	storeNames := map[string]bool{}
+	for _, st := range stores {
+		switch {
+		case !ValidName(st.Name):
+			errs = append(errs, &NodeError{Node: st.Name, Err: errors.New("store name must be non-empty and use only letters, digits, '.', '_' and '-'")})
+		case storeNames[st.Name]:
+			errs = append(errs, &NodeError{Node: st.Name, Err: errors.New("store defined twice")})
+		case st.Wrap == nil:
+			errs = append(errs, &NodeError{Node: st.Name, Err: errors.New("store has no Wrap function")})
+		}
+		storeNames[st.Name] = true
+		if st.Logged {
+			t.internal = append(t.internal, InternalTopic{Name: ChangelogTopic(st.Name), Kind: Changelog, Configs: st.ChangelogConfigs, Generated: st.Generated})
+		}
+	}
 	fail := func(n, format string, args ...any) {
 		errs = append(errs, &NodeError{Node: n, Err: fmt.Errorf(format, args...)})
 	}
@@ -271,6 +328,11 @@ func New(nodes []*Node, internal []InternalTopic) (*Topology, error) {
 				t.children[p] = append(t.children[p], n.Name)
 			}
 		}
+		for _, st := range n.Stores {
+			if !storeNames[st] {
+				fail(n.Name, "uses store %q, which is not defined", st)
+			}
+		}
 		if n.Pattern != nil {
 			// Kafka's pattern subscription matches whole topic names.
 			t.patterns[n] = regexp.MustCompile("^(?:" + n.Pattern.String() + ")$")
@@ -279,7 +341,7 @@ func New(nodes []*Node, internal []InternalTopic) (*Topology, error) {
 		t.nodes = append(t.nodes, n)
 	}
 	seen := map[string]bool{}
-	for _, it := range internal {
+	for _, it := range t.internal {
 		if seen[it.Name] {
 			errs = append(errs, &NodeError{Node: it.Name, Err: errors.New("internal topic defined twice")})
 		}
@@ -314,6 +376,17 @@ func (t *Topology) split() {
 			parent[find(n.Name)] = find(p)
 		}
 	}
+	// Nodes sharing a store belong together; "\x00store:" cannot clash
+	// with a node name.
+	for _, n := range t.nodes {
+		for _, st := range n.Stores {
+			key := "\x00store:" + st
+			if _, ok := parent[key]; !ok {
+				parent[key] = key
+			}
+			parent[find(n.Name)] = find(key)
+		}
+	}
 	ids := map[string]int{}
 	for _, n := range t.nodes {
 		root := find(n.Name)
@@ -326,6 +399,29 @@ func (t *Topology) split() {
 		t.subs[id].Nodes = append(t.subs[id].Nodes, n)
 		t.subOf[n.Name] = id
 	}
+	for _, st := range t.stores {
+		for _, n := range t.nodes {
+			if slices.Contains(n.Stores, st.Name) {
+				sub := t.subs[t.subOf[n.Name]]
+				sub.Stores = append(sub.Stores, st)
+				t.storeSub[st.Name] = sub.ID
+				break
+			}
+		}
+	}
+}
+
+// Stores returns the topology's stores in the order they were added.
+func (t *Topology) Stores() []*StoreSpec { return t.stores }
+
+// Store returns the named store, or nil.
+func (t *Topology) Store(name string) *StoreSpec {
+	for _, st := range t.stores {
+		if st.Name == name {
+			return st
+		}
+	}
+	return nil
 }
 
 // Nodes returns every node in the order it was added.
@@ -387,13 +483,28 @@ func (t *Topology) InternalTopic(name string) (InternalTopic, bool) {
 	return InternalTopic{}, false
 }
 
-// Writers returns the IDs of the subtopologies whose sinks write the topic.
+// Writers returns the IDs of the subtopologies whose sinks write the topic,
+// or, for a changelog topic, the subtopology of its store.
 func (t *Topology) Writers(topic string) []int {
 	var ids []int
+	if it, ok := t.InternalTopic(topic); ok && it.Kind == Changelog {
+		for name, sub := range t.storeSub {
+			if ChangelogTopic(name) == topic {
+				return []int{sub}
+			}
+		}
+	}
 	for _, n := range t.nodes {
 		if n.Kind == SinkKind && slices.Contains(n.Topics, topic) && !slices.Contains(ids, t.subOf[n.Name]) {
 			ids = append(ids, t.subOf[n.Name])
 		}
 	}
 	return ids
+}
+
+// ValidName reports whether s can be part of a Kafka topic name: non-empty,
+// only letters, digits, '.', '_' and '-'. Application ids, store names and
+// internal topic names must be valid names.
+func ValidName(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
 }

@@ -15,6 +15,7 @@ type Metrics struct {
 	productionErrors prometheus.Counter
 	commits          prometheus.Counter
 	tasks            prometheus.Gauge
+	restored         prometheus.Counter
 }
 
 // NewMetrics creates the metrics of application appID (constant label
@@ -29,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer, appID string) (*Metrics, error) {
 		processed: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_records_processed_total",
 			Help: "Input records processed (including skipped ones)."}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_records_skipped_total",
-			Help: "Records skipped, by reason: deserialization, processing, production (an error handler said continue), invalid_timestamp (negative extracted timestamp)."}, []string{"reason"}),
+			Help: "Records skipped, by reason: deserialization, processing, production (an error handler said continue), invalid_timestamp (negative extracted timestamp), null_key (null key reaching a grouping)."}, []string{"reason"}),
 		produced: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_records_produced_total",
 			Help: "Records delivered to Kafka."}),
 		productionErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_production_errors_total",
@@ -38,8 +39,10 @@ func NewMetrics(reg prometheus.Registerer, appID string) (*Metrics, error) {
 			Help: "Successful commits."}),
 		tasks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_tasks",
 			Help: "Tasks assigned to this instance."}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_restored_records_total",
+			Help: "Changelog records applied to local state stores while restoring."}),
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.skipped, m.produced, m.productionErrors, m.commits, m.tasks} {
+	for _, c := range []prometheus.Collector{m.processed, m.skipped, m.produced, m.productionErrors, m.commits, m.tasks, m.restored} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: registering metrics of %q: %w", appID, err)
 		}

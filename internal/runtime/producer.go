@@ -19,6 +19,11 @@ type kafkaProducer struct {
 	promise func(*kgo.Record, error)
 	mu      sync.Mutex
 	counts  map[string]int32 // partition counts by topic; guarded by mu
+	// changelogs holds the full names of the changelog topics, whose
+	// acknowledged offsets are kept in last (guarded by mu) for the
+	// stores' checkpoints.
+	changelogs map[string]bool
+	last       map[topicPartition]int64
 	// ctx bounds Produce (which blocks while the buffer is full) and the
 	// partition count look-ups.
 	ctx context.Context
@@ -27,11 +32,37 @@ type kafkaProducer struct {
 var _ Producer = (*kafkaProducer)(nil)
 
 func (p *kafkaProducer) Send(rec topology.OutRecord) error {
+	promise := p.promise
+	if p.changelogs[rec.Topic] {
+		promise = p.changelogPromise
+	}
 	p.cl.Produce(p.ctx, &kgo.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value,
 		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp),
-	}, p.promise)
+	}, promise)
 	return nil
+}
+
+// changelogPromise remembers the offset of an acknowledged changelog
+// record before the usual delivery handling.
+func (p *kafkaProducer) changelogPromise(rec *kgo.Record, err error) {
+	if err == nil {
+		tp := topicPartition{rec.Topic, rec.Partition}
+		p.mu.Lock()
+		if last, ok := p.last[tp]; !ok || rec.Offset > last {
+			p.last[tp] = rec.Offset
+		}
+		p.mu.Unlock()
+	}
+	p.promise(rec, err)
+}
+
+// LastOffset implements Producer.
+func (p *kafkaProducer) LastOffset(topic string, partition int32) (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, ok := p.last[topicPartition{topic, partition}]
+	return o, ok
 }
 
 func (p *kafkaProducer) PartitionCount(topic string) (int32, error) {

@@ -49,6 +49,7 @@ func (t *Task) punctuate(typ topology.PunctuationType, now int64) error {
 			continue
 		}
 		p.next += ((now-p.next)/p.interval + 1) * p.interval
+		t.recordTime = now
 		if err := p.fn(now); err != nil {
 			err = t.processingError(err, false)
 			var pe *topology.ProcessingError

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -46,6 +48,16 @@ type Config struct {
 	// failure, before it closes the tasks and leaves the group.
 	OnFailing func()
 	Metrics   *Metrics
+	// StateDir is the directory of the instance's state database (opened
+	// only when the topology has stores); StateFS its file system
+	// (default: the OS's).
+	StateDir string
+	StateFS  vfs.FS
+	// CacheMaxBytes is the record cache budget of the instance, split
+	// evenly among its tasks at each assignment.
+	CacheMaxBytes int64
+	// RestoreListener, when set, observes restoration.
+	RestoreListener state.RestoreListener
 }
 
 // Runtime runs a topology as one member of the application's consumer
@@ -55,6 +67,7 @@ type Runtime struct {
 	log  *slog.Logger
 	cl   *kgo.Client
 	adm  *kadm.Client
+	db   *state.DB // nil for stateless topologies
 	prod *kafkaProducer
 	// subOf maps a topic to the sub-topology that reads it; set by Run.
 	subOf func(topic string) (int, bool)
@@ -185,6 +198,18 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 // failed work.
 func (r *Runtime) Run(ctx context.Context) error {
 	defer r.cancelProduce()
+	if len(r.cfg.Topology.Stores()) > 0 {
+		db, err := state.Open(r.cfg.StateDir, state.Options{FS: r.cfg.StateFS, Logger: r.log})
+		if err != nil {
+			return fmt.Errorf("runtime: opening the state directory: %w", err)
+		}
+		r.db = db
+		defer func() {
+			if err := db.Close(); err != nil {
+				r.log.Warn("closing the state database", "err", err)
+			}
+		}()
+	}
 	topics, subOf := r.subscription()
 	r.subOf = subOf
 	bal := &balancer{subOf: subOf}
@@ -236,7 +261,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: creating client: %w", err)
 	}
-	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced}
+	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
+		changelogs: r.changelogTopics(), last: map[topicPartition]int64{}}
 	close(r.ready) // the group may assign partitions as soon as the client exists
 	r.notify(r.cfg.OnRebalancing)
 
@@ -455,19 +481,37 @@ func (r *Runtime) workerList() []*worker {
 }
 
 // commitLocked brings every worker to a barrier between records, flushes
-// the producer and commits the workers' consumed offsets. Records that
-// failed to produce fail the commit, so their inputs are never committed.
-// REQUIRES: r.mu held.
+// the record caches and the producer, makes the tasks' state durable and
+// commits the workers' consumed offsets. Records that failed to produce
+// and state that failed to persist fail the commit, so their inputs are
+// never committed. REQUIRES: r.mu held.
 func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 	for _, w := range ws {
 		w.mu.Lock()
 		defer w.mu.Unlock()
+	}
+	for _, w := range ws {
+		if w.restored {
+			if err := w.task.FlushCache(); err != nil {
+				return err
+			}
+		}
 	}
 	if err := r.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("runtime: flushing produced records: %w", err)
 	}
 	if err := r.fatal(); err != nil {
 		return err
+	}
+	// Local state is made durable before the offsets are committed: a
+	// crash in between reprocesses input over state that already holds
+	// it (at-least-once), never the reverse.
+	for _, w := range ws {
+		if w.restored {
+			if err := w.task.CommitState(); err != nil {
+				return err
+			}
+		}
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, w := range ws {
@@ -556,6 +600,15 @@ func (r *Runtime) assign(assigned map[string][]int32) bool {
 	if r.closing || r.fatal() != nil {
 		return false
 	}
+	ids := map[topology.TaskID]bool{}
+	for topic, ps := range assigned {
+		if sub, ok := r.subOf(topic); ok {
+			for _, p := range ps {
+				ids[topology.TaskID{Subtopology: sub, Partition: p}] = true
+			}
+		}
+	}
+	cacheBytes := r.cfg.CacheMaxBytes / int64(max(len(ids)+len(r.workers), 1))
 	for topic, ps := range assigned {
 		sub, ok := r.subOf(topic)
 		if !ok {
@@ -566,7 +619,7 @@ func (r *Runtime) assign(assigned map[string][]int32) bool {
 			w := r.workers[id]
 			if w == nil {
 				var err error
-				if w, err = r.newWorker(id); err != nil {
+				if w, err = r.newWorker(id, cacheBytes); err != nil {
 					r.fail(err)
 					return false
 				}
@@ -659,6 +712,17 @@ func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) {
 		r.cl.ResumeFetchPartitions(resume)
 	}
 	r.cfg.Metrics.tasks.Set(0)
+}
+
+// changelogTopics returns the full names of the changelog topics.
+func (r *Runtime) changelogTopics() map[string]bool {
+	out := map[string]bool{}
+	for _, it := range r.cfg.Topology.InternalTopics() {
+		if it.Kind == topology.Changelog {
+			out[r.topicName(it.Name)] = true
+		}
+	}
+	return out
 }
 
 // onProduced is the delivery callback of every produced record.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -22,6 +23,9 @@ type Producer interface {
 	Send(rec topology.OutRecord) error
 	// PartitionCount returns a topic's partition count.
 	PartitionCount(topic string) (int32, error)
+	// LastOffset returns the offset of the last acknowledged record sent
+	// to a changelog partition; ok is false when there is none.
+	LastOffset(topic string, partition int32) (offset int64, ok bool)
 }
 
 // TaskConfig is what a task needs besides its subtopology.
@@ -42,8 +46,17 @@ type TaskConfig struct {
 	// OnSkip is called for every record skipped, with the reason
 	// ("deserialization", "processing" or "invalid_timestamp").
 	OnSkip func(reason string)
-	// OnCommitRequest is called when a processor asks for a commit.
+	// OnCommitRequest is called when a processor asks for a commit, and
+	// when the uncommitted state grows past maxPendingBytes.
 	OnCommitRequest func()
+	// State holds the task's persistent stores; required when the
+	// subtopology has stores.
+	State *state.DB
+	// CacheMaxBytes is the task's record cache budget (0: no caching).
+	CacheMaxBytes int64
+	// OnRestored is called with the number of changelog records of each
+	// restored batch.
+	OnRestored func(n int)
 }
 
 // Task runs one subtopology for one partition number: it owns an instance of
@@ -61,6 +74,18 @@ type Task struct {
 	inRecord   bool
 	puncts     []*punctuation
 	closed     bool
+	// recordTime is the timestamp of the record being processed, or the
+	// time of the punctuation running: changelog records and cached
+	// writes get it.
+	recordTime int64
+
+	state     *state.TaskState
+	cache     *state.Cache
+	stores    map[string]*taskStore
+	storeList []*taskStore
+	// commitAsked is set once the pending state asked for a commit, until
+	// the next commit.
+	commitAsked bool
 }
 
 // partitionQueue buffers the fetched, not yet processed records of one input
@@ -93,6 +118,10 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 		streamTime: -1,
 	}
 	sub := cfg.Topology.Subtopologies()[cfg.ID.Subtopology]
+	if err := t.openStores(sub); err != nil {
+		t.closeState()
+		return nil, err
+	}
 	instances := make(map[string]any, len(sub.Nodes))
 	for i := len(sub.Nodes) - 1; i >= 0; i-- { // children before parents
 		n := sub.Nodes[i]
@@ -103,6 +132,7 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 		}
 		inst, err := n.Make(t, children)
 		if err != nil {
+			t.closeState()
 			return nil, fmt.Errorf("task %s: building node %q: %w", cfg.ID, n.Name, err)
 		}
 		instances[n.Name] = inst
@@ -177,6 +207,15 @@ func (t *Task) ProcessNext() (bool, error) {
 	rec := q.recs[q.head]
 	if err := t.process(rec); err != nil {
 		return false, err
+	}
+	if t.state != nil {
+		if err := t.storeErr(); err != nil {
+			return false, err
+		}
+		if !t.commitAsked && t.state.PendingBytes() > maxPendingBytes {
+			t.commitAsked = true
+			t.RequestCommit()
+		}
 	}
 	q.recs[q.head] = nil
 	q.head++
@@ -320,6 +359,9 @@ func (t *Task) Close() error {
 			first = fmt.Errorf("task %s: closing: %w", t.cfg.ID, err)
 		}
 	}
+	if err := t.closeState(); err != nil && first == nil {
+		first = fmt.Errorf("task %s: closing state: %w", t.cfg.ID, err)
+	}
 	return first
 }
 
@@ -341,6 +383,7 @@ func (t *Task) StreamTime() int64 { return t.streamTime }
 
 // AdvanceStreamTime implements topology.TaskContext.
 func (t *Task) AdvanceStreamTime(ts int64) {
+	t.recordTime = ts
 	if ts > t.streamTime {
 		t.streamTime = ts
 	}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,15 +41,24 @@ type worker struct {
 	roomAt    int64              // full ends once buffered is down to this
 	paused    map[string][]int32 // the task's paused partitions, or nil
 
+	// restored is set (under mu) once the task's stores are restored;
+	// until then the committer leaves the task alone.
+	restored bool
+
 	wake    chan struct{} // cap 1
 	stop    chan struct{}
 	done    chan struct{}
 	started bool
+	// ctx is cancelled by stopAndWait; it bounds restoration.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
-func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
+func (r *Runtime) newWorker(id topology.TaskID, cacheBytes int64) (*worker, error) {
 	task, err := NewTask(TaskConfig{
-		AppID: r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
+		State: r.db, CacheMaxBytes: cacheBytes,
+		OnRestored: func(n int) { r.cfg.Metrics.restored.Add(float64(n)) },
+		AppID:      r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
 		OnDeserializationError: r.cfg.OnDeserializationError,
 		OnProcessingError:      r.cfg.OnProcessingError,
 		DeadLetterTopic:        r.cfg.DeadLetterTopic,
@@ -58,7 +68,8 @@ func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &worker{task: task, rt: r, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &worker{task: task, rt: r, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}, nil
 }
 
 // enqueue hands records to the worker.
@@ -104,6 +115,7 @@ func (w *worker) start() {
 
 // stopAndWait stops the worker at a record boundary and waits for it.
 func (w *worker) stopAndWait() {
+	w.cancel()
 	if !w.started {
 		return
 	}
@@ -117,6 +129,15 @@ func (w *worker) stopAndWait() {
 
 func (w *worker) run() {
 	defer close(w.done)
+	if err := w.task.Restore(w.ctx, changelogReader{w.rt}, w.rt.cfg.RestoreListener); err != nil {
+		if w.ctx.Err() == nil {
+			w.rt.fail(err)
+		}
+		return
+	}
+	w.mu.Lock()
+	w.restored = true
+	w.mu.Unlock()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

@@ -7,7 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/runnel-dev/runnel/internal/runtime"
+	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -48,7 +50,17 @@ type Config struct {
 	// "__streams.errors.topic", "__streams.errors.partition",
 	// "__streams.errors.offset"). Read it with OutputTopic. Default: none.
 	DeadLetterQueueTopic string
+	// CacheMaxBytes is each task's record cache budget, as
+	// stream.Config.CacheMaxBytes: 0 means 10 MiB, a negative value
+	// disables caching. The driver flushes the caches after every Pipe
+	// and AdvanceWallClock (as Kafka Streams' TopologyTestDriver commits
+	// after each input), so a cached aggregation emits one update per key
+	// and call.
+	CacheMaxBytes int64
 }
+
+// defaultCacheMaxBytes is Kafka Streams' cache.max.bytes.buffering default.
+const defaultCacheMaxBytes = 10 << 20
 
 // Driver runs a topology synchronously: one task per subtopology, every topic
 // with one partition, a controllable wall clock and captured output.
@@ -70,6 +82,8 @@ type Driver struct {
 	tasks  []*runtime.Task
 	now    time.Time
 	closed bool
+	// db holds the stores, in memory (nil for stateless topologies).
+	db *state.DB
 
 	// offsets holds the next offset of every topic (full name).
 	offsets map[string]int64
@@ -113,6 +127,17 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 		offsets: map[string]int64{},
 		out:     map[string][]*kgo.Record{},
 	}
+	if len(t.Stores()) > 0 {
+		db, err := state.Open("streamtest", state.Options{FS: vfs.NewMem(), Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("streamtest: %w", err)
+		}
+		d.db = db
+	}
+	cacheBytes := cfg.CacheMaxBytes
+	if cacheBytes == 0 {
+		cacheBytes = defaultCacheMaxBytes
+	}
 	p := producer{d}
 	for _, sub := range t.Subtopologies() {
 		task, err := runtime.NewTask(runtime.TaskConfig{
@@ -125,6 +150,8 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 			OnDeserializationError: d.handler(cfg.DeserializationErrorHandler),
 			OnProcessingError:      d.handler(cfg.ProcessingErrorHandler),
 			DeadLetterTopic:        cfg.DeadLetterQueueTopic,
+			State:                  d.db,
+			CacheMaxBytes:          max(cacheBytes, 0),
 		})
 		if err != nil {
 			d.Close()
@@ -133,7 +160,7 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 		d.tasks = append(d.tasks, task)
 	}
 	// Processors may have produced records or scheduled work in Init.
-	if err := d.run(); err != nil {
+	if err := d.runAndCommit(); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -182,7 +209,7 @@ func (d *Driver) AdvanceWallClock(dur time.Duration) error {
 		at, ok := d.nextWallClockPunctuation()
 		if !ok || at.After(target) {
 			d.now = target
-			return nil
+			return d.runAndCommit()
 		}
 		if at.After(d.now) {
 			d.now = at
@@ -224,6 +251,9 @@ func (d *Driver) Close() error {
 	for _, t := range d.tasks {
 		errs = append(errs, t.Close())
 	}
+	if d.db != nil {
+		errs = append(errs, d.db.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -241,7 +271,56 @@ func (d *Driver) pipe(topic string, key, value []byte, headers []topology.Header
 	for _, i := range readers {
 		d.tasks[i].Add([]*kgo.Record{rec})
 	}
-	return d.run()
+	return d.runAndCommit()
+}
+
+// runAndCommit processes everything queued, then commits as the runtime
+// does: it flushes the record caches (processing what the flushed changes
+// cause, until the caches stay clean) and commits the tasks' state.
+func (d *Driver) runAndCommit() error {
+	if err := d.run(); err != nil {
+		return err
+	}
+	for {
+		for _, t := range d.tasks {
+			if err := t.FlushCache(); err != nil {
+				return err
+			}
+		}
+		if len(d.pending) == 0 {
+			break
+		}
+		if err := d.run(); err != nil {
+			return err
+		}
+	}
+	for _, t := range d.tasks {
+		if err := t.CommitState(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KeyValueStore returns the named key-value store of the topology (Kafka
+// Streams' TopologyTestDriver.getKeyValueStore), to inspect or seed state
+// in tests. Writes through it are not changelogged downstream until the
+// next Pipe commits them. It fails for an unknown store or other types.
+func KeyValueStore[K, V any](d *Driver, name string) (state.KeyValueStore[K, V], error) {
+	spec := d.topo.Store(name)
+	if spec == nil {
+		return nil, fmt.Errorf("streamtest: no store %q in the topology", name)
+	}
+	for _, sub := range d.topo.Subtopologies() {
+		if slices.Contains(sub.Stores, spec) {
+			st, err := d.tasks[sub.ID].Store(name)
+			if err != nil {
+				return nil, err
+			}
+			return state.KeyValue[K, V](st)
+		}
+	}
+	return nil, fmt.Errorf("streamtest: store %q is used by no processor", name)
 }
 
 // record returns a record of topic at its next offset, with its own copies
@@ -347,3 +426,10 @@ func (p producer) Send(out topology.OutRecord) error {
 
 // PartitionCount implements runtime.Producer: every topic has one partition.
 func (producer) PartitionCount(string) (int32, error) { return 1, nil }
+
+// LastOffset implements runtime.Producer: records are acknowledged as
+// they are sent.
+func (p producer) LastOffset(topic string, partition int32) (int64, bool) {
+	next := p.d.offsets[topic]
+	return next - 1, partition == 0 && next > 0
+}
