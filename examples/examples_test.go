@@ -18,6 +18,8 @@ func TestExamplesRunAsDocumented(t *testing.T) {
 	}{
 		{"./linesplit", []string{"11 output records:", "doc-1\tall", "doc-1\tkafka", "doc-3\tsummit", "Sub-topology: 0"}},
 		{"./pipe", []string{"3 output records:", "k1\tfirst", "k2\tsecond", "k3\tthird"}},
+		// Kafka Streams' WordCountDemo input and final counts.
+		{"./wordcount", []string{"final counts of 8 words", "  all\t1\n", "  kafka\t3\n", "  streams\t2\n", "  summit\t1\n", "counts-repartition"}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			t.Parallel()

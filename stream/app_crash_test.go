@@ -30,11 +30,16 @@ type crashChildSpec struct {
 	Brokers       []string
 	AppID         string
 	Input, Output string
+	// Counts receives a stateful branch: the count of words per (word
+	// suffix, line key), kept in a store under StateDir, which outlives
+	// the child processes.
+	Counts   string
+	StateDir string
 }
 
 // TestCrashChild is the child process of TestAppCrashRecovery: a linesplit
-// application at at-least-once with a 100ms commit interval, running until
-// SIGTERM (clean shutdown) or SIGKILL.
+// application with a stateful count branch, at at-least-once with a 100ms
+// commit interval, running until SIGTERM (clean shutdown) or SIGKILL.
 func TestCrashChild(t *testing.T) {
 	raw := os.Getenv(crashChildEnv)
 	if raw == "" {
@@ -48,11 +53,14 @@ func TestCrashChild(t *testing.T) {
 	defer stop()
 	b := stream.NewBuilder()
 	lines := stream.From(b, spec.Input, serde.String, serde.String)
-	stream.FlatMapValues(lines, strings.Fields).To(spec.Output, serde.String, serde.String)
+	words := stream.FlatMapValues(lines, strings.Fields)
+	words.To(spec.Output, serde.String, serde.String)
+	groups := stream.GroupBy(words, func(k, w string) string { return w[len(w)-1:] + "-" + k }, serde.String, serde.String)
+	stream.Count(groups, stream.Materialized("counts")).ToStream().To(spec.Counts, serde.String, serde.Int64)
 	app, err := stream.NewApp(b, stream.Config{
 		AppID:          spec.AppID,
 		Brokers:        spec.Brokers,
-		StateDir:       t.TempDir(),
+		StateDir:       spec.StateDir,
 		Guarantee:      stream.AtLeastOnce,
 		CommitInterval: 100 * time.Millisecond,
 		ClientOpts:     e2eGroupOpts(),
@@ -132,9 +140,10 @@ func TestAppCrashRecovery(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 
 	e := newE2E(t, 3*time.Minute)
-	spec := crashChildSpec{Brokers: e.c.Brokers(), AppID: "crash-e2e", Input: "lines", Output: "words"}
+	spec := crashChildSpec{Brokers: e.c.Brokers(), AppID: "crash-e2e", Input: "lines", Output: "words", Counts: "counts", StateDir: t.TempDir()}
 	e.topic(spec.Input, 3)
 	e.topic(spec.Output, 3)
+	e.topic(spec.Counts, 3)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +154,8 @@ func TestAppCrashRecovery(t *testing.T) {
 	var (
 		lines int
 		words []string
+		// truth counts the words per (suffix, line key) as the child does.
+		truth = map[string]int64{}
 	)
 	produceLines := func(n int) error {
 		recs := make([]*kgo.Record, n)
@@ -152,6 +163,9 @@ func TestAppCrashRecovery(t *testing.T) {
 			l := lines + i
 			ws := []string{fmt.Sprintf("l%05d:a", l), fmt.Sprintf("l%05d:b", l), fmt.Sprintf("l%05d:c", l)}
 			words = append(words, ws...)
+			for _, suffix := range []string{"a", "b", "c"} {
+				truth[fmt.Sprintf("%s-k%d", suffix, l%13)]++
+			}
 			recs[i] = &kgo.Record{Topic: spec.Input, Key: fmt.Appendf(nil, "k%d", l%13), Value: []byte(strings.Join(ws, " "))}
 		}
 		lines += n
@@ -245,6 +259,8 @@ func TestAppCrashRecovery(t *testing.T) {
 		}
 		return sum == inEnd, err
 	})
+	// And the count branch's repartition topic, fed by the input.
+	e.e2eWaitCommitted(spec.AppID, []string{spec.AppID + "-counts-repartition"})
 	if err := child.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +296,19 @@ func TestAppCrashRecovery(t *testing.T) {
 	if len(got) != len(words) {
 		t.Errorf("output has %d distinct words, want %d", len(got), len(words))
 	}
-	t.Logf("seed %d: %d input lines, %d words, %d output records, %d duplicates after %d SIGKILLs",
-		seed, lines, len(words), len(out), len(out)-len(got), kills)
+	// The stateful branch: at-least-once may count a record twice after
+	// a crash, never zero times.
+	final := e.e2eFinalCounts(spec.Counts)
+	over := int64(0)
+	for k, want := range truth {
+		if final[k] < want {
+			t.Errorf("count of %s is %d, below the true %d", k, final[k], want)
+		}
+		over += final[k] - want
+	}
+	if len(final) != len(truth) {
+		t.Errorf("counts for %d keys, want %d", len(final), len(truth))
+	}
+	t.Logf("seed %d: %d input lines, %d words, %d output records, %d duplicates after %d SIGKILLs; counts over the truth by %d in all",
+		seed, lines, len(words), len(out), len(out)-len(got), kills, over)
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/topology"
@@ -19,12 +18,14 @@ type Builder struct {
 	stores   []*topology.StoreSpec
 	errs     []error
 	names    map[string]bool
-	seq      int
+	// storeOwner says who defined each store, for duplicate errors.
+	storeOwner map[string]string
+	seq        int
 }
 
 // NewBuilder returns an empty Builder.
 func NewBuilder() *Builder {
-	return &Builder{names: map[string]bool{}}
+	return &Builder{names: map[string]bool{}, storeOwner: map[string]string{}}
 }
 
 // Build validates the topology and compiles it. It reports every problem at
@@ -53,19 +54,44 @@ func (b *Builder) Build() (*topology.Topology, error) {
 // every Split branch takes one number, and Repartition takes three (sink,
 // filter, source) plus one for its topic name when unnamed.
 func (b *Builder) nodeName(o *options, prefix string) string {
-	name := b.generate(prefix)
-	if o.name != "" {
-		return o.name
+	return nameOr(o.name, b.generate(prefix))
+}
+
+// tableNodeName is nodeName for KTable operators, whose generated names
+// are "KTABLE-<prefix>-<counter>".
+func (b *Builder) tableNodeName(o *options, prefix string) string {
+	return nameOr(o.name, b.newName("KTABLE-"+prefix+"-"))
+}
+
+// suffixed returns name+suffix when name is set, else a generated
+// "KSTREAM-<prefix>-<counter>"; it advances the counter either way (Kafka
+// Streams' NamedInternal.suffixWithOrElseGet).
+func (b *Builder) suffixed(name, suffix, prefix string) string {
+	generated := b.generate(prefix)
+	if name != "" {
+		return name + suffix
 	}
-	return name
+	return generated
+}
+
+// nameOr returns name, or generated when name is empty.
+func nameOr(name, generated string) string {
+	if name != "" {
+		return name
+	}
+	return generated
 }
 
 // generate advances the counter and returns the generated name
 // "KSTREAM-<prefix>-<counter>" (Kafka Streams' newProcessorName).
-func (b *Builder) generate(prefix string) string {
+func (b *Builder) generate(prefix string) string { return b.newName("KSTREAM-" + prefix + "-") }
+
+// newName advances the counter and returns prefix followed by the counter
+// in ten digits.
+func (b *Builder) newName(prefix string) string {
 	seq := b.seq
 	b.seq++
-	return fmt.Sprintf("KSTREAM-%s-%010d", prefix, seq)
+	return fmt.Sprintf("%s%010d", prefix, seq)
 }
 
 // add appends a node; it records a build error (naming the node) for a
@@ -100,9 +126,8 @@ type KStream[K, V any] struct {
 	b    *Builder
 	node string
 	// keyChanged is true when an upstream operator may have changed the key,
-	// so a key-based operation downstream needs a repartition (Kafka
-	// Streams' repartitionRequired). Operators propagate it, but nothing
-	// reads it yet: grouping and joins, which will, come next.
+	// so grouping downstream needs a repartition (Kafka Streams'
+	// repartitionRequired).
 	keyChanged bool
 }
 
@@ -117,19 +142,20 @@ func From[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerd
 // partitions: the application checks this at start.
 func FromTopics[K, V any](b *Builder, topics []string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
 	o := b.options(opts)
-	return addSource(b, b.nodeName(o, "SOURCE"), topics, nil, keySerde, valueSerde, o)
+	return addSource(b, b.nodeName(o, "SOURCE"), topics, nil, keySerde, valueSerde, o, false)
 }
 
 // FromPattern reads every topic whose whole name matches re, including
 // topics created later (picked up at the next metadata refresh).
 func FromPattern[K, V any](b *Builder, re *regexp.Regexp, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
 	o := b.options(opts)
-	return addSource(b, b.nodeName(o, "SOURCE"), nil, re, keySerde, valueSerde, o)
+	return addSource(b, b.nodeName(o, "SOURCE"), nil, re, keySerde, valueSerde, o, false)
 }
 
 // addSource adds a source node named name; o supplies its offset reset and
-// timestamp extractor.
-func addSource[K, V any](b *Builder, name string, topics []string, re *regexp.Regexp, ks serde.Serde[K], vs serde.Serde[V], o *options) KStream[K, V] {
+// timestamp extractor. With dropNullKeys the source drops (logs and counts)
+// records whose Kafka key is null, as a table source does.
+func addSource[K, V any](b *Builder, name string, topics []string, re *regexp.Regexp, ks serde.Serde[K], vs serde.Serde[V], o *options, dropNullKeys bool) KStream[K, V] {
 	b.checkNil(name, "key serde", ks, "value serde", vs)
 	extract, ok := optionFunc[func(topology.Record[K, V], int64) int64](b, name, o.timestamps, "timestamp extractor")
 	if !ok {
@@ -139,7 +165,7 @@ func addSource[K, V any](b *Builder, name string, topics []string, re *regexp.Re
 		Name: name, Kind: topology.SourceKind, Topics: topics, Pattern: re, Reset: o.reset,
 		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
 			to, err := receivers[K, V](children)
-			return &sourceNode[K, V]{name: name, tc: tc, ks: ks, vs: vs, extract: extract, to: to}, err
+			return &sourceNode[K, V]{name: name, tc: tc, ks: ks, vs: vs, extract: extract, dropNullKeys: dropNullKeys, to: to}, err
 		},
 	})
 	return KStream[K, V]{b: b, node: name}

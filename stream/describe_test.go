@@ -66,7 +66,10 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestDescribeGolden(t *testing.T) {
-	for name, topo := range map[string]*topology.Topology{"linesplit": linesplit(t), "repartition": rekeyed(t)} {
+	for name, topo := range map[string]*topology.Topology{
+		"linesplit": linesplit(t), "repartition": rekeyed(t),
+		"wordcount": build(t, func(b *stream.Builder) { wordCount(b) }), "regioncounts": build(t, func(b *stream.Builder) { userRegions(b) }),
+	} {
 		t.Run(name, func(t *testing.T) {
 			golden(t, name+".describe.txt", topo.Describe())
 			golden(t, name+".mermaid", topo.Mermaid())

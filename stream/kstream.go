@@ -67,13 +67,14 @@ func MapValues[K, V, VR any](s KStream[K, V], fn func(value V) VR, opts ...Optio
 	})
 }
 
-// SelectKey sets a new key computed from each record.
+// SelectKey sets a new key computed from each record; the value, and with
+// it a Tombstone mark, is kept.
 func SelectKey[K, V, KR any](s KStream[K, V], fn func(key K, value V) KR, opts ...Option) KStream[KR, V] {
 	name := s.b.nodeName(s.b.options(opts), "KEY-SELECT")
 	s.b.checkNil(name, "key selector", fn)
 	return child(s, name, true, func(_ topology.TaskContext, to []receiver[KR, V]) any {
 		return &opNode[K, V, KR, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, V]) error {
-			return forward(to, topology.Record[KR, V]{Key: fn(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers})
+			return forward(to, topology.Record[KR, V]{Key: fn(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers, Tombstone: rec.Tombstone})
 		}}
 	})
 }
@@ -161,15 +162,16 @@ func (s KStream[K, V]) Merge(other KStream[K, V], opts ...Option) KStream[K, V] 
 	return KStream[K, V]{b: s.b, node: name, keyChanged: s.keyChanged || other.keyChanged}
 }
 
-// To writes the stream to a topic, serializing with the given serdes.
-// Options: Named, WithPartitioner. The topic must exist at start.
+// To writes the stream to a topic, serializing with the given serdes; a
+// record marked Tombstone is written with a null value. Options: Named,
+// WithPartitioner. The topic must exist at start.
 func (s KStream[K, V]) To(topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
 	o := s.b.options(opts)
 	name := s.b.nodeName(o, "SINK")
 	if topic == "" {
 		s.b.fail(name, errors.New("empty topic name"))
 	}
-	s.sink(name, topic, nil, keySerde, valueSerde, o.partitioner)
+	s.sink(name, topic, nil, keySerde, valueSerde, o.partitioner, false)
 }
 
 // ToFunc writes each record to the topic fn returns for it (Kafka Streams'
@@ -178,14 +180,15 @@ func (s KStream[K, V]) To(topic string, keySerde serde.Serde[K], valueSerde serd
 func (s KStream[K, V]) ToFunc(fn func(rec topology.Record[K, V]) string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
 	o := s.b.options(opts)
 	name := s.b.nodeName(o, "SINK")
-	s.sink(name, "", fn, keySerde, valueSerde, o.partitioner)
+	s.sink(name, "", fn, keySerde, valueSerde, o.partitioner, false)
 	s.b.checkNil(name, "topic name extractor", fn)
 }
 
 // sink adds a sink node named name that writes topic, or the topic topicFn
 // returns per record when topic is "". partitioner is the WithPartitioner
-// option's value (nil: the default partitioner).
-func (s KStream[K, V]) sink(name, topic string, topicFn func(topology.Record[K, V]) string, ks serde.Serde[K], vs serde.Serde[V], partitioner any) {
+// option's value (nil: the default partitioner). With dropNullKeys the sink
+// drops records whose key serializes to null.
+func (s KStream[K, V]) sink(name, topic string, topicFn func(topology.Record[K, V]) string, ks serde.Serde[K], vs serde.Serde[V], partitioner any, dropNullKeys bool) {
 	s.b.checkNil(name, "key serde", ks, "value serde", vs)
 	part, _ := optionFunc[func(string, K, V, int32) int32](s.b, name, partitioner, "partitioner")
 	var topics []string
@@ -195,7 +198,7 @@ func (s KStream[K, V]) sink(name, topic string, topicFn func(topology.Record[K, 
 	s.b.add(&topology.Node{
 		Name: name, Kind: topology.SinkKind, Parents: []string{s.node}, Topics: topics,
 		Make: func(tc topology.TaskContext, _ []topology.Child) (any, error) {
-			n := &sinkNode[K, V]{name: name, tc: tc, topicFn: topicFn, ks: ks, vs: vs, partitioner: part}
+			n := &sinkNode[K, V]{name: name, tc: tc, topicFn: topicFn, ks: ks, vs: vs, partitioner: part, dropNullKeys: dropNullKeys}
 			if topic != "" {
 				n.topic = tc.TopicName(topic)
 			}
@@ -224,8 +227,8 @@ var generatedName = regexp.MustCompile(`^KSTREAM.*-[0-9]{10}$`)
 // Runnel keeps it for identical Describe output and numbering.
 func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
 	o := s.b.options(opts)
-	base := o.name
-	if base == "" {
+	base, generated := o.name, o.name == ""
+	if generated {
 		base = s.b.generate("REPARTITION") // unlike other operators, a named Repartition takes no number
 	} else if !topology.ValidName(base) {
 		s.b.fail(base, fmt.Errorf("name %q is not a valid topic name part (letters, digits, '.', '_', '-')", base))
@@ -233,6 +236,20 @@ func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Ser
 	if o.partitions < 0 {
 		s.b.fail(base, fmt.Errorf("partition count %d is negative", o.partitions))
 	}
+	var part any
+	if fn, ok := optionFunc[func(string, K, V, int32) int32](s.b, base, o.partitioner, "partitioner"); ok {
+		part = fn
+	}
+	return s.repartition(base, generated, keySerde, valueSerde, o.partitions, part, false)
+}
+
+// repartition writes s to the internal topic "<base>-repartition" (base as
+// is when it already ends so) and reads it back, with the node names of
+// Kafka Streams' createRepartitionedSource; generated says base derives
+// from a generated name. partitions and part are the topic's partition
+// count (0: default) and partitioner (nil: default); with dropNullKeys the
+// sink drops records with null keys (groupings).
+func (s KStream[K, V]) repartition(base string, generated bool, ks serde.Serde[K], vs serde.Serde[V], partitions int32, part any, dropNullKeys bool) KStream[K, V] {
 	topic := base
 	if !strings.HasSuffix(topic, "-repartition") {
 		topic += "-repartition"
@@ -243,14 +260,10 @@ func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Ser
 	if !generatedName.MatchString(base) {
 		sinkName, filterName, sourceName = topic+"-sink", topic+"-filter", topic+"-source"
 	}
-	s.b.internal = append(s.b.internal, topology.InternalTopic{Name: topic, Kind: topology.Repartition, Partitions: o.partitions})
-	var part any
-	if fn, ok := optionFunc[func(string, K, V, int32) int32](s.b, base, o.partitioner, "partitioner"); ok {
-		part = fn
-	}
+	s.b.internal = append(s.b.internal, topology.InternalTopic{Name: topic, Kind: topology.Repartition, Partitions: partitions, Generated: generated})
 	filter := child(s, filterName, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: filterName, to: to, fn: passThrough[K, V]}
 	})
-	filter.sink(sinkName, topic, nil, keySerde, valueSerde, part)
-	return addSource(s.b, sourceName, []string{topic}, nil, keySerde, valueSerde, &options{})
+	filter.sink(sinkName, topic, nil, ks, vs, part, dropNullKeys)
+	return addSource(s.b, sourceName, []string{topic}, nil, ks, vs, &options{}, false)
 }

@@ -60,20 +60,38 @@ func (n *opNode[K, V, KR, VR]) process(rec topology.Record[K, V]) (err error) {
 	return n.fn(rec, n.to)
 }
 
-// sourceNode decodes raw Kafka records and forwards them.
+// skipRecord logs (at debug level) and counts a record a node drops on
+// purpose, like Kafka Streams' dropped-records sensor.
+func skipRecord(tc topology.TaskContext, node, reason string) {
+	args := []any{"node", node, "reason", reason}
+	if md, ok := tc.RecordMetadata(); ok {
+		args = append(args, "topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
+	}
+	tc.Logger().Debug("skipping record", args...)
+	tc.RecordSkipped(reason)
+}
+
+// sourceNode decodes raw Kafka records and forwards them. A record with a
+// null value is marked Tombstone.
 type sourceNode[K, V any] struct {
 	name    string
 	tc      topology.TaskContext
 	ks      serde.Serde[K]
 	vs      serde.Serde[V]
 	extract func(topology.Record[K, V], int64) int64
-	to      []receiver[K, V]
+	// dropNullKeys skips records with a null key (table sources).
+	dropNullKeys bool
+	to           []receiver[K, V]
 }
 
 var _ topology.Source = (*sourceNode[string, string])(nil)
 
 // Process implements topology.Source.
 func (n *sourceNode[K, V]) Process(raw *kgo.Record) (err error) {
+	if n.dropNullKeys && raw.Key == nil {
+		skipRecord(n.tc, n.name, "null_key")
+		return nil
+	}
 	k, err := n.ks.Deserialize(raw.Topic, raw.Key)
 	if err != nil {
 		return n.deserializationError(raw, true, err)
@@ -82,7 +100,7 @@ func (n *sourceNode[K, V]) Process(raw *kgo.Record) (err error) {
 	if err != nil {
 		return n.deserializationError(raw, false, err)
 	}
-	rec := topology.Record[K, V]{Key: k, Value: v, Timestamp: raw.Timestamp.UnixMilli(), Headers: raw.Headers}
+	rec := topology.Record[K, V]{Key: k, Value: v, Timestamp: raw.Timestamp.UnixMilli(), Headers: raw.Headers, Tombstone: raw.Value == nil}
 	if n.extract == nil {
 		// Kafka Streams' default extractor, FailOnInvalidTimestamp.
 		if rec.Timestamp < 0 {
@@ -118,7 +136,8 @@ func (n *sourceNode[K, V]) deserializationError(raw *kgo.Record, key bool, err e
 	}
 }
 
-// sinkNode serializes records and hands them to the runtime.
+// sinkNode serializes records and hands them to the runtime. A Tombstone
+// record is written with a null value.
 type sinkNode[K, V any] struct {
 	name        string
 	tc          topology.TaskContext
@@ -127,6 +146,10 @@ type sinkNode[K, V any] struct {
 	ks          serde.Serde[K]
 	vs          serde.Serde[V]
 	partitioner func(topic string, key K, value V, numPartitions int32) int32
+	// dropNullKeys skips (logs and counts) records whose key serializes to
+	// null: a grouping's repartition sink drops them, because aggregations
+	// do (Kafka Streams drops them at the aggregation).
+	dropNullKeys bool
 }
 
 func (n *sinkNode[K, V]) process(rec topology.Record[K, V]) (err error) {
@@ -141,9 +164,15 @@ func (n *sinkNode[K, V]) process(rec topology.Record[K, V]) (err error) {
 	if err != nil {
 		return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("serializing key for topic %q: %w", topic, err)}
 	}
-	value, err := n.vs.Serialize(topic, rec.Value)
-	if err != nil {
-		return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("serializing value for topic %q: %w", topic, err)}
+	if key == nil && n.dropNullKeys {
+		skipRecord(n.tc, n.name, "null_key")
+		return nil
+	}
+	var value []byte
+	if !rec.Tombstone {
+		if value, err = n.vs.Serialize(topic, rec.Value); err != nil {
+			return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("serializing value for topic %q: %w", topic, err)}
+		}
 	}
 	partition := int32(-1)
 	if n.partitioner != nil {

@@ -17,6 +17,8 @@ type options struct {
 	timestamps  any
 	partitioner any
 	partitions  int32
+	store       storeOptions
+	stores      []string // WithStores
 }
 
 type optFn func(*options)

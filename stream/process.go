@@ -3,14 +3,17 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 )
 
 // Process runs a user Processor (the Processor API) on every record of s.
 // supplier is called once per task and must return a new instance each
 // time. The key may change, so grouping the result repartitions it.
+// Options: Named, WithStores (the stores the processor may use).
 func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, KR, VR], opts ...Option) KStream[KR, VR] {
 	return addProcessor(s, "PROCESSOR", true, supplier, nil, opts)
 }
@@ -18,6 +21,7 @@ func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Process
 // ProcessValues runs a user Processor that keeps the key: records it
 // forwards get the input record's key whatever key they carry, so no
 // repartition is needed downstream. It cannot forward from a punctuator.
+// Options: Named, WithStores.
 func ProcessValues[K, V, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, K, VR], opts ...Option) KStream[K, VR] {
 	return addProcessor(s, "PROCESSVALUES", s.keyChanged, supplier, func(n *processorNode[K, V, K, VR]) {
 		n.ctx.fixKey = func(rec *topology.Record[K, VR]) error {
@@ -31,10 +35,12 @@ func ProcessValues[K, V, VR any](s KStream[K, V], supplier func() topology.Proce
 }
 
 func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged bool, supplier func() topology.Processor[K, V, KR, VR], configure func(*processorNode[K, V, KR, VR]), opts []Option) KStream[KR, VR] {
-	name := s.b.nodeName(s.b.options(opts), prefix)
+	o := s.b.options(opts)
+	name := s.b.nodeName(o, prefix)
 	s.b.checkNil(name, "processor supplier", supplier)
+	stores := o.stores
 	s.b.add(&topology.Node{
-		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node},
+		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node}, Stores: stores,
 		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
 			to, err := receivers[KR, VR](children)
 			if err != nil {
@@ -45,7 +51,7 @@ func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged b
 				return nil, &topology.NodeError{Node: name, Err: errors.New("processor supplier returned nil")}
 			}
 			n := &processorNode[K, V, KR, VR]{p: p}
-			n.ctx = processorContext[KR, VR]{node: name, tc: tc, to: to, children: children}
+			n.ctx = processorContext[KR, VR]{node: name, tc: tc, to: to, children: children, stores: stores}
 			if configure != nil {
 				configure(n)
 			}
@@ -89,6 +95,7 @@ type processorContext[K, V any] struct {
 	tc       topology.TaskContext
 	to       []receiver[K, V]
 	children []topology.Child
+	stores   []string // the stores connected with WithStores
 	fixKey   func(*topology.Record[K, V]) error
 }
 
@@ -125,6 +132,15 @@ func (c *processorContext[K, V]) RecordMetadata() (topology.RecordMetadata, bool
 func (c *processorContext[K, V]) StreamTime() int64        { return c.tc.StreamTime() }
 func (c *processorContext[K, V]) WallClockTime() time.Time { return c.tc.WallClockTime() }
 func (c *processorContext[K, V]) Commit()                  { c.tc.RequestCommit() }
+
+// Store returns a store connected to the processor with WithStores; for
+// any other name it returns an error wrapping ErrStoreNotConnected.
+func (c *processorContext[K, V]) Store(name string) (state.Store, error) {
+	if !slices.Contains(c.stores, name) {
+		return nil, fmt.Errorf("%w: node %q is not connected to store %q (connect it with stream.WithStores)", ErrStoreNotConnected, c.node, name)
+	}
+	return c.tc.Store(name)
+}
 
 func (c *processorContext[K, V]) Schedule(interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) (topology.Cancellable, error) {
 	if fn == nil {

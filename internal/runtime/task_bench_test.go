@@ -40,6 +40,8 @@ func (p *benchProducer) Send(rec topology.OutRecord) error {
 
 func (p *benchProducer) PartitionCount(string) (int32, error) { return 3, nil }
 
+func (p *benchProducer) LastOffset(string, int32) (int64, bool) { return 0, false }
+
 // BenchmarkTaskChain runs pre-fetched Bytes records through a task the way a
 // worker does (Add a fetched batch, ProcessNext until it is drained) and
 // reports records/s and allocations per record (allocs/op: one op is one

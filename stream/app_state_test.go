@@ -1,0 +1,335 @@
+package stream_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// End-to-end tests of state stores on the embedded cluster: restarts,
+// restoration, task moves, the state directory lock and disk failures.
+
+// e2eWordCount adds a word count of input to b, writing counts to output;
+// its store and changelog are named "counts".
+func e2eWordCount(b *stream.Builder, input, output string) {
+	lines := stream.From(b, input, serde.String, serde.String)
+	words := stream.FlatMapValues(lines, strings.Fields)
+	byWord := stream.GroupBy(words, func(_, w string) string { return w }, serde.String, serde.String)
+	stream.Count(byWord, stream.Materialized("counts")).ToStream().To(output, serde.String, serde.Int64)
+}
+
+// e2eCorpus produces n lines of words w0..w(vocab-1) to topic, starting at
+// line first, and adds their counts to truth.
+func (e *e2eEnv) e2eCorpus(topic string, first, n, vocab int, truth map[string]int64) {
+	e.t.Helper()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		l := first + i
+		ws := []string{fmt.Sprintf("w%d", l%vocab), fmt.Sprintf("w%d", (l*7+3)%vocab), fmt.Sprintf("w%d", (l*13+5)%vocab)}
+		for _, w := range ws {
+			truth[w]++
+		}
+		recs[i] = &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "line-%d", l), Value: []byte(strings.Join(ws, " "))}
+	}
+	e.produce(recs...)
+}
+
+// e2eFinalCounts returns the last count of every word in the output topic
+// (a word's updates are all in one partition, in order).
+func (e *e2eEnv) e2eFinalCounts(topic string) map[string]int64 {
+	e.t.Helper()
+	final := map[string]int64{}
+	for _, r := range e.readAll(topic) {
+		if len(r.Value) != 8 {
+			e.t.Fatalf("count of %q is %d bytes, want 8", r.Key, len(r.Value))
+		}
+		final[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+	}
+	return final
+}
+
+// e2eWaitCommitted waits until the group has committed every record of
+// the topics produced so far, in order: a topic's records must be
+// committed before the (repartition) topics it feeds are checked.
+func (e *e2eEnv) e2eWaitCommitted(group string, topics []string, apps ...*e2eRun) {
+	e.t.Helper()
+	adm := kadm.NewClient(e.client(e.t))
+	for _, topic := range topics {
+		ends, err := adm.ListEndOffsets(e.ctx, topic)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.waitFor("all records of "+topic+" committed", func() (bool, error) {
+			offs, err := e.c.CommittedOffsets(e.ctx, group, topic)
+			if err != nil {
+				return false, err
+			}
+			done := true
+			ends.Each(func(o kadm.ListedOffset) { done = done && offs[o.Partition] >= o.Offset })
+			return done, nil
+		}, apps...)
+	}
+}
+
+// e2eWordCountTopics are the topics a word count app reads, in order.
+func e2eWordCountTopics(appID string) []string {
+	return []string{"lines", appID + "-counts-repartition"}
+}
+
+// e2eEndSum returns the sum of the end offsets of a topic.
+func (e *e2eEnv) e2eEndSum(topic string) int64 {
+	e.t.Helper()
+	ends, err := kadm.NewClient(e.client(e.t)).ListEndOffsets(e.ctx, topic)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum int64
+	ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+	return sum
+}
+
+// restoreCounter is a state.RestoreListener that counts restored records.
+type restoreCounter struct {
+	mu       sync.Mutex
+	restored int64
+	starts   int
+	ends     int
+}
+
+func (c *restoreCounter) OnRestoreStart(string, int32, string, int64, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.starts++
+}
+
+func (c *restoreCounter) OnBatchRestored(_ string, _ int32, _ string, _, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.restored += n
+}
+
+func (c *restoreCounter) OnRestoreEnd(string, int32, string, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ends++
+}
+
+func (c *restoreCounter) get() (restored int64, starts, ends int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restored, c.starts, c.ends
+}
+
+// runWordCount runs a word count app with the given state dir until all
+// input is committed, then stops it cleanly; it returns the restore
+// counts it saw.
+func (e *e2eEnv) runWordCount(appID, stateDir string) *restoreCounter {
+	e.t.Helper()
+	b := stream.NewBuilder()
+	e2eWordCount(b, "lines", "counts-out")
+	cfg, _ := e.config(appID)
+	cfg.StateDir = stateDir
+	rc := &restoreCounter{}
+	cfg.RestoreListener = rc
+	app, err := stream.NewApp(b, cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	run := e.start(app)
+	e.e2eWaitCommitted(appID, e2eWordCountTopics(appID), run)
+	if err := run.stop(e.t); err != nil {
+		e.t.Fatalf("Run: %v", err)
+	}
+	return rc
+}
+
+// TestAppStateRestartAndRestore: a clean restart with the same state dir
+// restores nothing (its checkpoint is the changelog end); a state dir that
+// missed updates made elsewhere restores exactly the changelog tail; an
+// empty state dir restores the whole changelog; counts are exact
+// throughout.
+func TestAppStateRestartAndRestore(t *testing.T) {
+	e := newE2E(t, 2*time.Minute)
+	e.topic("lines", 2)
+	e.topic("counts-out", 2)
+	const appID = "wc-restore"
+	changelog := appID + "-counts-changelog"
+	truth := map[string]int64{}
+	dirA, dirB := t.TempDir(), t.TempDir()
+
+	e.e2eCorpus("lines", 0, 300, 50, truth)
+	rc := e.runWordCount(appID, dirA)
+	if n, _, _ := rc.get(); n != 0 {
+		t.Errorf("first run restored %d records from an empty changelog", n)
+	}
+	if got := e.e2eFinalCounts("counts-out"); !maps.Equal(got, truth) {
+		t.Fatalf("counts after the first run:\n got %v\nwant %v", got, truth)
+	}
+	afterA := e.e2eEndSum(changelog)
+	if afterA == 0 {
+		t.Fatal("the changelog is empty after the first run")
+	}
+
+	// Same state dir, new input: nothing to restore.
+	e.e2eCorpus("lines", 300, 100, 50, truth)
+	rc = e.runWordCount(appID, dirA)
+	if n, _, _ := rc.get(); n != 0 {
+		t.Errorf("clean restart with the same state dir restored %d records, want 0", n)
+	}
+	if got := e.e2eFinalCounts("counts-out"); !maps.Equal(got, truth) {
+		t.Fatalf("counts after the restart:\n got %v\nwant %v", got, truth)
+	}
+	afterA2 := e.e2eEndSum(changelog)
+
+	// Another instance with an empty state dir restores everything, then
+	// adds updates A has not seen.
+	e.e2eCorpus("lines", 400, 100, 50, truth)
+	rc = e.runWordCount(appID, dirB)
+	if n, starts, ends := rc.get(); n != afterA2 || starts != ends || starts == 0 {
+		t.Errorf("empty state dir: restored %d records (%d starts, %d ends), want the whole changelog, %d", n, starts, ends, afterA2)
+	}
+	if got := e.e2eFinalCounts("counts-out"); !maps.Equal(got, truth) {
+		t.Fatalf("counts after the full restore:\n got %v\nwant %v", got, truth)
+	}
+	afterB := e.e2eEndSum(changelog)
+
+	// A again: it replays only what B appended.
+	e.e2eCorpus("lines", 500, 100, 50, truth)
+	rc = e.runWordCount(appID, dirA)
+	if n, _, _ := rc.get(); n != afterB-afterA2 {
+		t.Errorf("stale state dir restored %d records, want the tail of %d (changelog %d, checkpoint sum %d)", n, afterB-afterA2, afterB, afterA2)
+	}
+	if got := e.e2eFinalCounts("counts-out"); !maps.Equal(got, truth) {
+		t.Fatalf("counts after the tail restore:\n got %v\nwant %v", got, truth)
+	}
+	t.Logf("changelog records: %d after the first run, %d full restore, %d tail", afterA, afterA2, afterB-afterA2)
+}
+
+// TestAppStateTasksMove: two instances split the tasks; when one leaves,
+// its tasks and their state move to the other and counts stay exact.
+func TestAppStateTasksMove(t *testing.T) {
+	e := newE2E(t, 2*time.Minute)
+	e.topic("lines", 4)
+	e.topic("counts-out", 4)
+	const appID = "wc-move"
+	truth := map[string]int64{}
+	newApp := func() (*stream.App, *restoreCounter) {
+		b := stream.NewBuilder()
+		e2eWordCount(b, "lines", "counts-out")
+		cfg, _ := e.config(appID)
+		rc := &restoreCounter{}
+		cfg.RestoreListener = rc
+		app, err := stream.NewApp(b, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app, rc
+	}
+	appA, _ := newApp()
+	appB, rcB := newApp()
+	e.e2eCorpus("lines", 0, 200, 40, truth)
+	a := e.start(appA)
+	e.e2eWaitCommitted(appID, e2eWordCountTopics(appID), a)
+	b := e.start(appB)
+	e.waitFor("B to restore its share of the state", func() (bool, error) {
+		_, starts, ends := rcB.get()
+		return starts > 0 && ends == starts, nil
+	}, a, b)
+	e.e2eCorpus("lines", 200, 200, 40, truth)
+	e.e2eWaitCommitted(appID, e2eWordCountTopics(appID), a, b)
+	if err := b.stop(t); err != nil {
+		t.Fatalf("B: %v", err)
+	}
+	e.e2eCorpus("lines", 400, 200, 40, truth)
+	e.e2eWaitCommitted(appID, e2eWordCountTopics(appID), a)
+	if err := a.stop(t); err != nil {
+		t.Fatalf("A: %v", err)
+	}
+	if got := e.e2eFinalCounts("counts-out"); !maps.Equal(got, truth) {
+		t.Fatalf("counts:\n got %v\nwant %v", got, truth)
+	}
+}
+
+// TestAppStateDirLocked: a second instance on the same state directory
+// fails at start with state.ErrLocked.
+func TestAppStateDirLocked(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("lines", 1)
+	e.topic("counts-out", 1)
+	dir := t.TempDir()
+	newApp := func() *stream.App {
+		b := stream.NewBuilder()
+		e2eWordCount(b, "lines", "counts-out")
+		cfg, _ := e.config("wc-lock")
+		cfg.StateDir = dir
+		app, err := stream.NewApp(b, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app
+	}
+	first := e.start(newApp())
+	e.waitFor("the first instance to run", func() (bool, error) { return first.app.State() == stream.Running, nil }, first)
+	err := e.start(newApp()).wait(t, 30*time.Second)
+	if !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("second instance on the same state dir: Run = %v, want state.ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), dir) {
+		t.Errorf("error %q does not name the directory %s", err, dir)
+	}
+}
+
+// TestAppStateDiskFailure: when the state database cannot write, the app
+// fails with the error and commits no offset past the state it could not
+// persist.
+func TestAppStateDiskFailure(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("lines", 1)
+	e.topic("counts-out", 1)
+	truth := map[string]int64{}
+	var failing atomic.Bool
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+	b := stream.NewBuilder()
+	e2eWordCount(b, "lines", "counts-out")
+	cfg, _ := e.config("wc-disk")
+	cfg.StateFS = fs
+	app, err := stream.NewApp(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.e2eCorpus("lines", 0, 50, 10, truth)
+	run := e.start(app)
+	e.e2eWaitCommitted("wc-disk", e2eWordCountTopics("wc-disk"), run)
+	committedBefore := e.committed("wc-disk", "lines")[0]
+	failing.Store(true)
+	e.e2eCorpus("lines", 50, 50, 10, truth)
+	err = run.wait(t, 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "injected error") {
+		t.Fatalf("Run = %v, want the injected disk error", err)
+	}
+	if got := e.committed("wc-disk", "lines")[0]; got != committedBefore {
+		t.Errorf("committed offset moved from %d to %d past state that was never persisted", committedBefore, got)
+	}
+	if app.State() != stream.Error {
+		t.Errorf("state %v, want ERROR", app.State())
+	}
+}

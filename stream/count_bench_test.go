@@ -1,0 +1,313 @@
+package stream_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/kafkatest"
+	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/stream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var (
+	countRecords = flag.Int("count.records", 1_000_000, "records per iteration of BenchmarkCountEndToEnd")
+	countKeys    = flag.Int("count.keys", 100_000, "distinct keys of BenchmarkCountEndToEnd")
+	countCommit  = flag.Duration("count.commit", time.Second, "Runnel's commit interval in BenchmarkCountEndToEnd")
+	restoreSize  = flag.Int("restore.records", 1_000_000, "changelog records of BenchmarkRestore")
+)
+
+// BenchmarkCountEndToEnd counts -count.records records with -count.keys
+// distinct keys (spread over 3 partitions) on the embedded broker, once
+// with a plain franz-go loop (consume, count in a Go map, produce every
+// new count, flush, commit) and once with Runnel's
+// GroupByKey().Count().ToStream().To() at at-least-once: Pebble store on
+// disk, changelog, record cache (default 10 MiB) and commit interval
+// -count.commit. Both run in every iteration against the same input; the
+// order alternates.
+//
+// A phase is timed from client (or App.Run) start until all input is
+// processed and committed: for the baseline, until its final commit
+// returns; for Runnel, until the group's committed offsets cover the input
+// (checked every 5 ms), which includes the state and changelog writes of
+// the last commit. Reported as BenchmarkPipeEndToEnd: raw-records/s,
+// records/s, ratio, and process-wide allocations per record (including the
+// in-process broker's).
+//
+//	go test ./stream -run '^$' -bench CountEndToEnd -benchtime 1x -count 3
+func BenchmarkCountEndToEnd(b *testing.B) {
+	n, keys := *countRecords, *countKeys
+	c := kafkatest.StartT(b)
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	ctx := context.Background()
+
+	var raw, runnel phaseStats
+	for i := 0; i < b.N; i++ {
+		in := fmt.Sprintf("count-in-%d", i)
+		rawOut, runnelOut := fmt.Sprintf("count-raw-out-%d", i), fmt.Sprintf("count-runnel-out-%d", i)
+		for _, t := range []string{in, rawOut, runnelOut} {
+			if err := c.CreateTopic(ctx, t, pipePartitions, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := produceKeyed(ctx, c, in, n, keys); err != nil {
+			b.Fatal(err)
+		}
+		appID := "count-runnel-" + in
+		runRaw := func() error {
+			return raw.measure(n, func(done func()) error {
+				return rawCount(ctx, c.Brokers(), "count-raw-"+in, in, rawOut, n, done)
+			})
+		}
+		runRunnel := func() error {
+			return runnel.measure(n, func(done func()) error {
+				return runnelCount(ctx, c, b.TempDir(), appID, in, runnelOut, done)
+			})
+		}
+		first, second := runRaw, runRunnel
+		if i%2 == 1 {
+			first, second = runRunnel, runRaw
+		}
+		if err := first(); err != nil {
+			b.Fatal(err)
+		}
+		if err := second(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := adm.DeleteTopics(ctx, in, rawOut, runnelOut, appID+"-counts-changelog"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(runnel.elapsed.Nanoseconds())/float64(b.N), "ns/op")
+	rawRate, runnelRate := raw.rate(), runnel.rate()
+	b.ReportMetric(rawRate, "raw-records/s")
+	b.ReportMetric(runnelRate, "records/s")
+	b.ReportMetric(runnelRate/rawRate, "ratio")
+	b.ReportMetric(raw.allocsPerRecord(), "raw-allocs/record")
+	b.ReportMetric(runnel.allocsPerRecord(), "allocs/record")
+}
+
+// produceKeyed writes n 100-byte records whose keys cycle through keys
+// distinct values, spread over the topic's partitions by key hash.
+func produceKeyed(ctx context.Context, c *kafkatest.Cluster, topic string, n, keys int) error {
+	const chunk = 10_000
+	value := make([]byte, pipeValueSize)
+	for start := 0; start < n; start += chunk {
+		recs := make([]*kgo.Record, 0, min(chunk, n-start))
+		for i := start; i < start+cap(recs); i++ {
+			recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "key-%08d", i%keys), Value: value})
+		}
+		if err := c.Produce(ctx, recs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rawCount is the baseline: a franz-go consume loop that counts records
+// per key in a map and produces each new count (8-byte big-endian), then
+// flushes and commits. It keeps no durable state.
+func rawCount(ctx context.Context, brokers []string, group, in, out string, n int, done func()) error {
+	ctx, cancel := context.WithTimeout(ctx, pipeTimeout)
+	defer cancel()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(in),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.DefaultProduceTopic(out),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var produceErr atomic.Pointer[error]
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			produceErr.CompareAndSwap(nil, &err)
+		}
+	}
+	counts := map[string]int64{}
+	for consumed := 0; consumed < n; {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			return fmt.Errorf("raw count: polling after %d records: %w", consumed, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			counts[string(r.Key)]++
+			v := binary.BigEndian.AppendUint64(nil, uint64(counts[string(r.Key)]))
+			cl.Produce(ctx, &kgo.Record{Key: r.Key, Value: v, Timestamp: r.Timestamp}, promise)
+			consumed++
+		})
+		cl.AllowRebalance()
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	if p := produceErr.Load(); p != nil {
+		return *p
+	}
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		return err
+	}
+	done()
+	return nil
+}
+
+// runnelCount runs the Runnel count until its committed offsets cover the
+// input, then calls done and shuts the app down.
+func runnelCount(ctx context.Context, c *kafkatest.Cluster, stateDir, appID, in, out string, finished func()) error {
+	ctx, cancel := context.WithTimeout(ctx, pipeTimeout)
+	defer cancel()
+	b := stream.NewBuilder()
+	grouped := stream.GroupByKey(stream.From(b, in, serde.Bytes, serde.Bytes), serde.Bytes, serde.Bytes)
+	stream.Count(grouped, stream.Materialized("counts")).ToStream().To(out, serde.Bytes, serde.Int64)
+	app, err := stream.NewApp(b, stream.Config{
+		AppID: appID, Brokers: c.Brokers(), StateDir: stateDir, CommitInterval: *countCommit,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return err
+	}
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
+	if err != nil {
+		return err
+	}
+	defer admCl.Close()
+	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, in)
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- app.Run(runCtx) }()
+	waitErr := kafkatest.WaitFor(ctx, func() (bool, error) {
+		select {
+		case err := <-runErr:
+			runErr <- err
+			return false, fmt.Errorf("runnel count: Run returned early: %v", err)
+		default:
+		}
+		offs, err := c.CommittedOffsets(ctx, appID, in)
+		if err != nil {
+			return false, err
+		}
+		done := true
+		ends.Each(func(o kadm.ListedOffset) { done = done && offs[o.Partition] >= o.Offset })
+		return done, nil
+	})
+	if waitErr == nil {
+		finished()
+	}
+	stop()
+	return errors.Join(waitErr, <-runErr)
+}
+
+// BenchmarkRestore restores a store from a changelog of -restore.records
+// records (distinct 12-byte keys, 8-byte values, one partition) into an
+// empty state directory and reports the restoration rate, timed by the
+// restore listener from the start to the end of the store's restoration.
+//
+//	go test ./stream -run '^$' -bench Restore -benchtime 1x -count 3
+func BenchmarkRestore(b *testing.B) {
+	n := *restoreSize
+	c := kafkatest.StartT(b)
+	ctx := context.Background()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		appID := fmt.Sprintf("restore-%d", i)
+		in, out, changelog := appID+"-in", appID+"-out", appID+"-counts-changelog"
+		for _, t := range []string{in, out} {
+			if err := c.CreateTopic(ctx, t, 1, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := c.CreateTopic(ctx, changelog, 1, map[string]*string{"cleanup.policy": ptr("compact")}); err != nil {
+			b.Fatal(err)
+		}
+		const chunk = 10_000
+		for start := 0; start < n; start += chunk {
+			recs := make([]*kgo.Record, 0, min(chunk, n-start))
+			for k := start; k < start+cap(recs); k++ {
+				recs = append(recs, &kgo.Record{Topic: changelog, Key: fmt.Appendf(nil, "key-%08d", k), Value: binary.BigEndian.AppendUint64(nil, uint64(k))})
+			}
+			if err := c.Produce(ctx, recs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		bld := stream.NewBuilder()
+		grouped := stream.GroupByKey(stream.From(bld, in, serde.Bytes, serde.Bytes), serde.Bytes, serde.Bytes)
+		stream.Count(grouped, stream.Materialized("counts")).ToStream().To(out, serde.Bytes, serde.Int64)
+		timer := &restoreTimer{done: make(chan struct{})}
+		app, err := stream.NewApp(bld, stream.Config{
+			AppID: appID, Brokers: c.Brokers(), StateDir: b.TempDir(), RestoreListener: timer,
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runCtx, stop := context.WithTimeout(ctx, pipeTimeout)
+		runErr := make(chan error, 1)
+		go func() { runErr <- app.Run(runCtx) }()
+		select {
+		case <-timer.done:
+		case err := <-runErr:
+			b.Fatalf("Run returned before restoring: %v", err)
+		}
+		stop()
+		if err := <-runErr; err != nil {
+			b.Fatal(err)
+		}
+		if timer.restored != int64(n) {
+			b.Fatalf("restored %d records, want %d", timer.restored, n)
+		}
+		total += timer.end.Sub(timer.start)
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "records/s")
+}
+
+// restoreTimer is a state.RestoreListener timing one store's restoration.
+type restoreTimer struct {
+	mu         sync.Mutex
+	start, end time.Time
+	restored   int64
+	done       chan struct{}
+}
+
+func (r *restoreTimer) OnRestoreStart(string, int32, string, int64, int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.start = time.Now()
+}
+
+func (r *restoreTimer) OnBatchRestored(_ string, _ int32, _ string, _, n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.restored += n
+}
+
+func (r *restoreTimer) OnRestoreEnd(string, int32, string, int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.end = time.Now()
+	close(r.done)
+}
+
+func ptr(s string) *string { return &s }

@@ -1,0 +1,4 @@
+package stream
+
+// CheckExplicitNaming exports checkExplicitNaming to the tests.
+var CheckExplicitNaming = checkExplicitNaming
