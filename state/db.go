@@ -31,12 +31,16 @@ var (
 )
 
 // Pebble tuning. Stores see many small writes, committed in batches of up to
-// a few MiB: larger memtables mean fewer flushes and less write
-// amplification, and Bloom filters keep Gets of absent keys (new keys of
-// aggregations) from reading every level.
+// a few MiB: memtables larger than Pebble's 4 MiB mean fewer flushes and
+// less write amplification, and Bloom filters keep Gets of absent keys (new
+// keys of aggregations) from reading every level. Pebble reserves its
+// memtables (up to two of them, plus ones readers still hold) out of the
+// block cache, so the cache must be several memtables large or it caches
+// nothing.
 const (
-	memTableSize      = 64 << 20
-	blockCacheSize    = 64 << 20
+	memTableSize      = 32 << 20
+	defaultCacheSize  = 128 << 20
+	minCacheSize      = 4 * memTableSize
 	bloomBitsPerKey   = 10
 	lockFileName      = "LOCK" // Pebble's lock file, kept when wiping a corrupt DB
 	keyspaceCheckpt   = 0x00
@@ -54,6 +58,11 @@ type Options struct {
 	// own messages (Pebble's informational messages at debug level).
 	// Default: a logger that discards everything.
 	Logger *slog.Logger
+	// CacheSize is the memory in bytes Pebble may use for its memtables
+	// (two of 32 MiB) and its block cache together. Default 128 MiB; values
+	// below 128 MiB are raised to it. (Kafka Streams' RocksDB block cache
+	// and write buffers, for all stores of the instance.)
+	CacheSize int64
 }
 
 // EnsureDefaults fills the zero fields of o with their defaults.
@@ -64,6 +73,10 @@ func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.CacheSize == 0 {
+		o.CacheSize = defaultCacheSize
+	}
+	o.CacheSize = max(o.CacheSize, minCacheSize)
 }
 
 // DB is the Pebble database holding the persistent stores of every task of
@@ -79,6 +92,10 @@ func (o *Options) EnsureDefaults() {
 // A store's data and its checkpoint (the changelog offset it reflects) are
 // always written in the same atomic Pebble batch, so after any crash the
 // data and the checkpoint agree.
+//
+// A failed write fails the DB (see ErrFailed). Failures Pebble deems fatal
+// in its background work (flushes, compactions) panic and crash the
+// process, as Pebble's own logger would exit it.
 type DB struct {
 	pdb  *pebble.DB
 	lock *pebble.Lock
@@ -147,7 +164,7 @@ func (db *DB) pebbleOptions(opts Options) *pebble.Options {
 		Logger:             pebbleLogger{opts.Logger.With("component", "pebble", "dir", db.dir)},
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       memTableSize,
-		CacheSize:          blockCacheSize,
+		CacheSize:          opts.CacheSize,
 	}
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 	return po
@@ -310,14 +327,17 @@ type pebbleFatal string
 // by exiting.
 type pebbleLogger struct{ l *slog.Logger }
 
+// Infof logs at debug level.
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...))
 }
 
+// Errorf logs at error level.
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...))
 }
 
+// Fatalf logs at error level and panics with a pebbleFatal.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "fatal", true)

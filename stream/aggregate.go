@@ -24,10 +24,9 @@ func Count[K, V any](g KGroupedStream[K, V], opts ...Option) KTable[K, int64] {
 }
 
 // Reduce combines the values of each key (Kafka Streams' reduce; see
-// KGroupedStream): the
-// first value of a key is its result, and each later one is combined with
-// the result by reducer(agg, value). The result's value serde is the
-// grouping's. Options: Named (default KSTREAM-REDUCE-<n>), Materialized
+// KGroupedStream): the first value of a key is its result, and each later
+// one is combined with the result by reducer(agg, value). The result's
+// value serde is the grouping's. Options: Named (default KSTREAM-REDUCE-<n>), Materialized
 // (default KSTREAM-REDUCE-STATE-STORE-<n>) and the store options, as for
 // Count.
 func Reduce[K, V any](g KGroupedStream[K, V], reducer func(agg, value V) V, opts ...Option) KTable[K, V] {
@@ -40,9 +39,10 @@ func Reduce[K, V any](g KGroupedStream[K, V], reducer func(agg, value V) V, opts
 }
 
 // Aggregate folds the values of each key into an aggregate (Kafka Streams'
-// aggregate; see KGroupedStream): init returns the aggregate of a key before its first value,
-// and agg returns the next aggregate from a value and the current one.
-// aggSerde encodes aggregates in the store and its changelog. Options:
+// aggregate; see KGroupedStream): init returns the aggregate of a key
+// before its first value, and agg returns the next aggregate from a value
+// and the current one. aggSerde encodes aggregates in the store and its
+// changelog. Options:
 // Named (default KSTREAM-AGGREGATE-<n>), Materialized (default
 // KSTREAM-AGGREGATE-STATE-STORE-<n>) and the store options, as for Count.
 func Aggregate[K, V, VR any](g KGroupedStream[K, V], init func() VR, agg func(key K, value V, agg VR) VR, aggSerde serde.Serde[VR], opts ...Option) KTable[K, VR] {
@@ -111,9 +111,9 @@ func (n *aggregateNode[K, V, VR]) process(rec topology.Record[K, V]) (err error)
 }
 
 // CountTable counts the rows of each group of a regrouped table (Kafka
-// Streams' KGroupedTable.count; see KGroupedTable): a row moving to another group or deleted
-// is subtracted from its old group, whose count may drop to 0 (the row
-// stays). Options: Named (default KTABLE-AGGREGATE-<n>; it also names the
+// Streams' KGroupedTable.count; see KGroupedTable): a row moving to
+// another group or deleted is subtracted from its old group, whose count
+// may drop to 0 (the group's row stays). Options: Named (default KTABLE-AGGREGATE-<n>; it also names the
 // repartition nodes "<name>-sink" and "<name>-source"), Materialized
 // (default KTABLE-AGGREGATE-STATE-STORE-<n>) and the store options, as for
 // Count.

@@ -51,8 +51,9 @@ func (b *Builder) Build() (*topology.Topology, error) {
 // NamedInternal.orElseGenerateWithPrefix, it advances the counter whether
 // the operator is named or not, so naming one operator does not renumber
 // the others. A few operators advance it differently, as Kafka Streams does:
-// every Split branch takes one number, and Repartition takes three (sink,
-// filter, source) plus one for its topic name when unnamed.
+// every Split branch takes one number, Repartition (and a grouping's
+// repartition) takes three (sink, filter, source) plus one for its topic
+// name when unnamed, and a generated store name takes one (storeName).
 func (b *Builder) nodeName(o *options, prefix string) string {
 	return nameOr(o.name, b.generate(prefix))
 }

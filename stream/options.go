@@ -26,11 +26,13 @@ type optFn func(*options)
 func (f optFn) apply(o *options) { f(o) }
 
 // Named names an operator (any operator). The name appears in Describe,
-// logs and errors; for Split it also prefixes the branch names, and for
+// logs and errors; for Split it also prefixes the branch names, for
 // Repartition it names the internal topic and the nodes around it instead
-// of one node. Default: a generated Kafka Streams-style name such
-// as "KSTREAM-FILTER-0000000003", which changes when operators are added
-// before it.
+// of one node, for GroupBy, GroupByKey and TableGroupBy it names the
+// repartition topic of their aggregations (Kafka Streams' Grouped.as), and
+// for Table it also names the source node ("<name>-source"). Default: a
+// generated Kafka Streams-style name such as "KSTREAM-FILTER-0000000003",
+// which changes when operators are added before it.
 func Named(name string) Option { return optFn(func(o *options) { o.name = name }) }
 
 // WithOffsetReset sets where a source starts reading partitions that have no

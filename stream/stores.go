@@ -26,13 +26,12 @@ type storeOptions struct {
 	configured bool // a store option was given (Kafka Streams has a Materialized)
 }
 
-// caching is a store's record cache setting; the default depends on who
-// defines the store.
+// caching is a store's record cache setting; the zero value is the
+// default, which depends on who defines the store.
 type caching int8
 
 const (
-	cachingDefault caching = iota
-	cachingOn
+	cachingOn caching = iota + 1
 	cachingOff
 )
 

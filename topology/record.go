@@ -27,7 +27,8 @@ type Record[K, V any] struct {
 	// as KTable.ToStream emits. Value is then the zero value, and sinks
 	// write a null value (a tombstone in a compacted topic). Operators
 	// that compute a new value (MapValues, Map, ...) yield ordinary
-	// records; Filter, Peek, Merge, Split and To keep the mark.
+	// records; Filter, Peek, Merge, Split, SelectKey, Repartition and To
+	// keep the mark. Sources set it for records whose Kafka value is null.
 	Tombstone bool
 }
 

@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer, appID string) (*Metrics, error) {
 		processed: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_records_processed_total",
 			Help: "Input records processed (including skipped ones)."}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runnel_records_skipped_total",
-			Help: "Records skipped, by reason: deserialization, processing, production (an error handler said continue), invalid_timestamp (negative extracted timestamp), null_key (null key reaching a grouping)."}, []string{"reason"}),
+			Help: "Records skipped, by reason: deserialization, processing, production (an error handler said continue), invalid_timestamp (negative extracted timestamp), null_key (null key reaching a grouping), null_value (tombstone reaching a stream aggregation)."}, []string{"reason"}),
 		produced: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_records_produced_total",
 			Help: "Records delivered to Kafka."}),
 		productionErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_production_errors_total",
