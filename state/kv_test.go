@@ -297,3 +297,40 @@ func TestSetFlushListener(t *testing.T) {
 		})
 	}
 }
+
+// TestScanWhileWriting writes to the store from inside its own Scan: the
+// scan sees the entries as of its start, and the writes land.
+func TestScanWhileWriting(t *testing.T) {
+	for _, l := range layouts {
+		for _, reverse := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/reverse=%v", l.name, reverse), func(t *testing.T) {
+				db, _ := openMem(t)
+				s := l.open(t, db, "0_0", "s").bytes
+				for _, k := range []string{"a", "b", "c", "d"} {
+					mustPut(t, s, k, "1")
+				}
+				var seen []string
+				err := s.Scan(nil, nil, reverse, func(k, v []byte) bool {
+					seen = append(seen, string(k)+"="+string(v))
+					if err := s.Put(append([]byte("z"), k...), []byte("new")); err != nil {
+						t.Fatal(err)
+					}
+					if err := s.Delete([]byte("c")); err != nil {
+						t.Fatal(err)
+					}
+					return true
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := []string{"a=1", "b=1", "c=1", "d=1"}
+				if reverse {
+					slices.Reverse(want)
+				}
+				check(t, "seen", seen, want)
+				got := scanAll(t, s, nil, nil, false)
+				check(t, "after", got, []string{"a=1", "b=1", "d=1", "za=new", "zb=new", "zc=new", "zd=new"})
+			})
+		}
+	}
+}
