@@ -323,40 +323,25 @@ func (cs *CachedStore) unlinkDirty(e *entry) {
 // below and calls the listener. e's state is updated before the listener
 // runs, as the listener may write to the cache again.
 func (cs *CachedStore) writeDown(e *entry) error {
-	key, value, ts := bytesOf(e.key), e.value, e.ts
 	old, oldKnown := e.old, e.oldKnown
 	e.old, e.oldKnown = nil, false
+	return cs.writeBelow(bytesOf(e.key), e.value, old, oldKnown, e.ts)
+}
+
+// writeThrough is Put and Delete of a disabled cache.
+func (cs *CachedStore) writeThrough(key, value []byte) error {
+	return cs.writeBelow(key, value, nil, false, cs.c.now())
+}
+
+// writeBelow puts (or, for a nil value, deletes) key in the store below and
+// tells the listener, reading the old value first unless oldKnown.
+func (cs *CachedStore) writeBelow(key, value, old []byte, oldKnown bool, ts int64) error {
 	if cs.listener != nil && !oldKnown {
 		var err error
 		if old, err = cs.below.Get(key); err != nil {
 			return err
 		}
 	}
-	var err error
-	if value == nil {
-		err = cs.below.Delete(key)
-	} else {
-		err = cs.below.Put(key, value)
-	}
-	if err != nil {
-		return err
-	}
-	if cs.listener != nil && (value != nil || old != nil) {
-		return cs.listener(key, value, old, ts)
-	}
-	return nil
-}
-
-// writeThrough is Put and Delete of a disabled cache.
-func (cs *CachedStore) writeThrough(key, value []byte) error {
-	var old []byte
-	if cs.listener != nil {
-		var err error
-		if old, err = cs.below.Get(key); err != nil {
-			return err
-		}
-	}
-	ts := cs.c.now()
 	var err error
 	if value == nil {
 		err = cs.below.Delete(key)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,56 +117,16 @@ func produceKeyed(ctx context.Context, c *kafkatest.Cluster, topic string, n, ke
 	return nil
 }
 
-// rawCount is the baseline: a franz-go consume loop that counts records
-// per key in a map and produces each new count (8-byte big-endian), then
-// flushes and commits. It keeps no durable state.
+// rawCount is the baseline: rawLoop counting records per key in a Go
+// map and producing each new count (8-byte big-endian). It keeps no
+// durable state. It is timed until its offset commit returns.
 func rawCount(ctx context.Context, brokers []string, group, in, out string, n int, done func()) error {
-	ctx, cancel := context.WithTimeout(ctx, pipeTimeout)
-	defer cancel()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(in),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.DefaultProduceTopic(out),
-	)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	var produceErr atomic.Pointer[error]
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			produceErr.CompareAndSwap(nil, &err)
-		}
-	}
 	counts := map[string]int64{}
-	for consumed := 0; consumed < n; {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			return fmt.Errorf("raw count: polling after %d records: %w", consumed, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			counts[string(r.Key)]++
-			v := binary.BigEndian.AppendUint64(nil, uint64(counts[string(r.Key)]))
-			cl.Produce(ctx, &kgo.Record{Key: r.Key, Value: v, Timestamp: r.Timestamp}, promise)
-			consumed++
-		})
-		cl.AllowRebalance()
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	if p := produceErr.Load(); p != nil {
-		return *p
-	}
-	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-		return err
-	}
-	done()
-	return nil
+	return rawLoop(ctx, brokers, group, in, out, n, func(r *kgo.Record) *kgo.Record {
+		counts[string(r.Key)]++
+		v := binary.BigEndian.AppendUint64(nil, uint64(counts[string(r.Key)]))
+		return &kgo.Record{Key: r.Key, Value: v, Timestamp: r.Timestamp}
+	}, nil, done)
 }
 
 // runnelCount runs the Runnel count until its committed offsets cover the

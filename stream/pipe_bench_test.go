@@ -166,12 +166,22 @@ func produceInput(ctx context.Context, c *kafkatest.Cluster, topic string, n int
 }
 
 // rawPipe is the baseline: the loop a franz-go user would write for an
-// at-least-once copy, with the client options Runnel's own client uses
-// where they matter (a group consumer starting at the earliest offset,
-// manual commits, default producer batching and linger). It returns once
-// all n records are produced and acknowledged; the offset commit that
+// at-least-once copy (rawLoop producing each record as it is). It returns
+// once all n records are produced and acknowledged; the offset commit that
 // follows is not timed.
 func rawPipe(ctx context.Context, brokers []string, group, in, out string, n int, done func()) error {
+	return rawLoop(ctx, brokers, group, in, out, n, func(r *kgo.Record) *kgo.Record {
+		return &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
+	}, done, nil)
+}
+
+// rawLoop is the franz-go loop of the end-to-end baselines, with the
+// client options Runnel's own client uses where they matter (a group
+// consumer starting at the earliest offset, manual commits, default
+// producer batching and linger): it consumes n records, produces what
+// each one maps to, flushes, calls flushed, commits, and calls committed
+// (either may be nil).
+func rawLoop(ctx context.Context, brokers []string, group, in, out string, n int, fn func(*kgo.Record) *kgo.Record, flushed, committed func()) error {
 	ctx, cancel := context.WithTimeout(ctx, pipeTimeout)
 	defer cancel()
 	cl, err := kgo.NewClient(
@@ -196,10 +206,10 @@ func rawPipe(ctx context.Context, brokers []string, group, in, out string, n int
 	for consumed := 0; consumed < n; {
 		fs := cl.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
-			return fmt.Errorf("raw pipe: polling after %d records: %w", consumed, err)
+			return fmt.Errorf("raw loop: polling after %d records: %w", consumed, err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			cl.Produce(ctx, &kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}, promise)
+			cl.Produce(ctx, fn(r), promise)
 			consumed++
 		})
 		cl.AllowRebalance()
@@ -210,8 +220,16 @@ func rawPipe(ctx context.Context, brokers []string, group, in, out string, n int
 	if p := produceErr.Load(); p != nil {
 		return *p
 	}
-	done()
-	return cl.CommitUncommittedOffsets(ctx)
+	if flushed != nil {
+		flushed()
+	}
+	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
+		return err
+	}
+	if committed != nil {
+		committed()
+	}
+	return nil
 }
 
 // runnelPipe runs the Runnel pipe until the output topic holds n records,
