@@ -64,13 +64,17 @@ type Config struct {
 	// operating system's. Tests can pass vfs.NewMem(), or an errorfs
 	// wrapper to inject disk failures.
 	StateFS vfs.FS
-	// CacheMaxBytes is the record cache budget of the instance, split
-	// evenly among its tasks: cached stores collapse consecutive updates
-	// of a key, so downstream and the changelog see one update per key
-	// per commit (or eviction). Default (0): 10 MiB. A negative value
-	// disables caching, so every update is forwarded — Go's zero value
-	// cannot mean both the default and "off". (cache.max.bytes.buffering,
-	// statestore.cache.max.bytes.)
+	// CacheMaxBytes is the record cache budget of each task with cached
+	// stores: they collapse consecutive updates of a key, so downstream
+	// and the changelog see one update per key per commit (or eviction).
+	// The budget counts keys, values and 128 bytes per entry (about Go's
+	// real cost); an instance with N stateful tasks may use up to N times
+	// it. Kafka Streams shares one budget among the tasks of a thread;
+	// Runnel's tasks each run on their own goroutine, and a shared cache
+	// would need a lock on the hot path. Default (0): 10 MiB. A negative
+	// value disables caching, so every update is forwarded — Go's zero
+	// value cannot mean both the default and "off".
+	// (statestore.cache.max.bytes.)
 	CacheMaxBytes int64
 	// RestoreListener, when set, is told when each store's restoration
 	// starts, after each restored batch and when it ends. Its methods run

@@ -22,6 +22,7 @@ var (
 	countRecords = flag.Int("count.records", 1_000_000, "records per iteration of BenchmarkCountEndToEnd")
 	countKeys    = flag.Int("count.keys", 100_000, "distinct keys of BenchmarkCountEndToEnd")
 	countCommit  = flag.Duration("count.commit", time.Second, "Runnel's commit interval in BenchmarkCountEndToEnd")
+	countCache   = flag.Int64("count.cache", 0, "Runnel's Config.CacheMaxBytes in BenchmarkCountEndToEnd (0: default 10 MiB per task; -1: no cache)")
 	restoreSize  = flag.Int("restore.records", 1_000_000, "changelog records of BenchmarkRestore")
 )
 
@@ -30,8 +31,8 @@ var (
 // with a plain franz-go loop (consume, count in a Go map, produce every
 // new count, flush, commit) and once with Runnel's
 // GroupByKey().Count().ToStream().To() at at-least-once: Pebble store on
-// disk, changelog, record cache (default 10 MiB) and commit interval
-// -count.commit. Both run in every iteration against the same input; the
+// disk, changelog, record cache (-count.cache, default 10 MiB per task)
+// and commit interval -count.commit. Both run in every iteration against the same input; the
 // order alternates.
 //
 // A phase is timed from client (or App.Run) start until all input is
@@ -138,7 +139,7 @@ func runnelCount(ctx context.Context, c *kafkatest.Cluster, stateDir, appID, in,
 	grouped := stream.GroupByKey(stream.From(b, in, serde.Bytes, serde.Bytes), serde.Bytes, serde.Bytes)
 	stream.Count(grouped, stream.Materialized("counts")).ToStream().To(out, serde.Bytes, serde.Int64)
 	app, err := stream.NewApp(b, stream.Config{
-		AppID: appID, Brokers: c.Brokers(), StateDir: stateDir, CommitInterval: *countCommit,
+		AppID: appID, Brokers: c.Brokers(), StateDir: stateDir, CommitInterval: *countCommit, CacheMaxBytes: *countCache,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -53,8 +53,7 @@ type Config struct {
 	// (default: the OS's).
 	StateDir string
 	StateFS  vfs.FS
-	// CacheMaxBytes is the record cache budget of the instance, split
-	// evenly among its tasks at each assignment.
+	// CacheMaxBytes is the record cache budget of each task.
 	CacheMaxBytes int64
 	// RestoreListener, when set, observes restoration.
 	RestoreListener state.RestoreListener
@@ -600,15 +599,6 @@ func (r *Runtime) assign(assigned map[string][]int32) bool {
 	if r.closing || r.fatal() != nil {
 		return false
 	}
-	ids := map[topology.TaskID]bool{}
-	for topic, ps := range assigned {
-		if sub, ok := r.subOf(topic); ok {
-			for _, p := range ps {
-				ids[topology.TaskID{Subtopology: sub, Partition: p}] = true
-			}
-		}
-	}
-	cacheBytes := r.cfg.CacheMaxBytes / int64(max(len(ids)+len(r.workers), 1))
 	for topic, ps := range assigned {
 		sub, ok := r.subOf(topic)
 		if !ok {
@@ -619,7 +609,7 @@ func (r *Runtime) assign(assigned map[string][]int32) bool {
 			w := r.workers[id]
 			if w == nil {
 				var err error
-				if w, err = r.newWorker(id, cacheBytes); err != nil {
+				if w, err = r.newWorker(id); err != nil {
 					r.fail(err)
 					return false
 				}

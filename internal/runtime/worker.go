@@ -54,9 +54,9 @@ type worker struct {
 	cancel context.CancelFunc
 }
 
-func (r *Runtime) newWorker(id topology.TaskID, cacheBytes int64) (*worker, error) {
+func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
 	task, err := NewTask(TaskConfig{
-		State: r.db, CacheMaxBytes: cacheBytes,
+		State: r.db, CacheMaxBytes: r.cfg.CacheMaxBytes,
 		OnRestored: func(n int) { r.cfg.Metrics.restored.Add(float64(n)) },
 		AppID:      r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
 		OnDeserializationError: r.cfg.OnDeserializationError,
