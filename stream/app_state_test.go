@@ -333,3 +333,88 @@ func TestAppStateDiskFailure(t *testing.T) {
 		t.Errorf("state %v, want ERROR", app.State())
 	}
 }
+
+// TestAppStateUndecodableValue: a stored value the store's serde cannot
+// decode (here a 3-byte count put into the changelog by someone else)
+// fails the task with an error naming the store and key; the app ends in
+// ERROR and the failing record's offset is not committed.
+func TestAppStateUndecodableValue(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("lines", 1)
+	e.topic("counts-out", 1)
+	const appID = "wc-corrupt"
+	if err := e.c.CreateTopic(e.ctx, appID+"-counts-changelog", 1, map[string]*string{"cleanup.policy": ptr("compact")}); err != nil {
+		t.Fatal(err)
+	}
+	e.produce(&kgo.Record{Topic: appID + "-counts-changelog", Key: []byte("bad"), Value: []byte{1, 2, 3}})
+	e.produce(&kgo.Record{Topic: "lines", Value: []byte("good words")})
+	b := stream.NewBuilder()
+	e2eWordCount(b, "lines", "counts-out")
+	cfg, _ := e.config(appID)
+	app, err := stream.NewApp(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := e.start(app)
+	e.e2eWaitCommitted(appID, e2eWordCountTopics(appID), run)
+	e.produce(&kgo.Record{Topic: "lines", Value: []byte("bad")})
+	err = run.wait(t, 30*time.Second)
+	var se *state.StoreError
+	if !errors.As(err, &se) || se.Store != "counts" || string(se.Key) != "bad" {
+		t.Fatalf("Run = %v, want a *state.StoreError for store counts, key bad", err)
+	}
+	if app.State() != stream.Error {
+		t.Errorf("state %v, want ERROR", app.State())
+	}
+	repartition := appID + "-counts-repartition"
+	ends, err := kadm.NewClient(e.client(t)).ListEndOffsets(e.ctx, repartition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, _ := ends.Lookup(repartition, 0)
+	if got := e.committed(appID, repartition)[0]; got >= end.Offset {
+		t.Errorf("committed offset %d of %s covers the failing record (end %d)", got, repartition, end.Offset)
+	}
+}
+
+// TestAppStateInMemoryStore: an in-memory store is rebuilt from its
+// whole changelog at every start, with exact counts.
+func TestAppStateInMemoryStore(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("lines", 2)
+	e.topic("counts-out", 2)
+	const appID = "wc-mem"
+	truth := map[string]int64{}
+	runOnce := func() int64 {
+		b := stream.NewBuilder()
+		lines := stream.From(b, "lines", serde.String, serde.String)
+		byWord := stream.GroupBy(stream.FlatMapValues(lines, strings.Fields), func(_, w string) string { return w }, serde.String, serde.String)
+		stream.Count(byWord, stream.Materialized("counts"), stream.WithInMemoryStore()).ToStream().To("counts-out", serde.String, serde.Int64)
+		cfg, _ := e.config(appID)
+		rc := &restoreCounter{}
+		cfg.RestoreListener = rc
+		app, err := stream.NewApp(b, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := e.start(app)
+		e.e2eWaitCommitted(appID, e2eWordCountTopics(appID), run)
+		if err := run.stop(t); err != nil {
+			t.Fatal(err)
+		}
+		n, _, _ := rc.get()
+		return n
+	}
+	e.e2eCorpus("lines", 0, 100, 20, truth)
+	if n := runOnce(); n != 0 {
+		t.Errorf("first run restored %d records", n)
+	}
+	changelog := e.e2eEndSum(appID + "-counts-changelog")
+	e.e2eCorpus("lines", 100, 100, 20, truth)
+	if n := runOnce(); n != changelog {
+		t.Errorf("second run restored %d records, want the whole changelog (%d)", n, changelog)
+	}
+	if got := e.e2eFinalCounts("counts-out"); !maps.Equal(got, truth) {
+		t.Fatalf("counts:\n got %v\nwant %v", got, truth)
+	}
+}
