@@ -125,6 +125,7 @@ type StoreError struct {
 	Err   error
 }
 
+// Error names the store, the operation and the key (when there is one).
 func (e *StoreError) Error() string {
 	if e.Key != nil {
 		return fmt.Sprintf("state: store %q: %s key %q: %v", e.Store, e.Op, e.Key, e.Err)
