@@ -31,8 +31,9 @@ const freeEntries = 256
 // called) before it goes.
 //
 // The cache assumes it is the only writer of the stores it wraps while it
-// holds entries: restore and wipe stores before using the cache, and Clear
-// it when the writes below it are discarded (TaskState.Discard).
+// holds entries: restore and wipe stores before using the cache, and drop
+// the cache with its task when the writes below it are discarded
+// (TaskState.Close without Commit).
 type Cache struct {
 	maxBytes  int64
 	timestamp func() int64
@@ -85,9 +86,6 @@ func (c *Cache) Wrap(s BytesStore) *CachedStore {
 
 func (c *Cache) enabled() bool { return c.maxBytes > 0 }
 
-// Size returns the cache's current size in bytes (see Cache).
-func (c *Cache) Size() int64 { return c.size }
-
 func (c *Cache) now() int64 {
 	if c.timestamp == nil {
 		return 0
@@ -101,7 +99,7 @@ func (c *Cache) now() int64 {
 // are flushed too, so no entry is dirty when Flush returns nil.
 //
 // After an error the cache's contents are undefined: the task must fail
-// (and Clear the cache).
+// and be closed without committing.
 func (c *Cache) Flush() error {
 	for {
 		flushed := false
@@ -118,18 +116,6 @@ func (c *Cache) Flush() error {
 			return nil
 		}
 	}
-}
-
-// Clear drops every entry without writing dirty ones down: for a task
-// closing dirty, whose uncommitted writes are discarded.
-func (c *Cache) Clear() {
-	for _, cs := range c.stores {
-		clear(cs.entries)
-		cs.dirtyHead, cs.dirtyTail = nil, nil
-	}
-	c.lru.prev, c.lru.next = &c.lru, &c.lru
-	c.size = 0
-	c.free = nil
 }
 
 // maybeEvict evicts least recently used entries until the cache fits.

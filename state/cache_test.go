@@ -142,7 +142,7 @@ func TestCacheEviction(t *testing.T) {
 	check(t, "listener evicting b", rec.take(), []string{"b=2 old=- ts=0"})
 	mustPut(t, cs, "e", "5") // evicts c
 	check(t, "listener evicting c", rec.take(), []string{"c=3 old=old-c ts=0"})
-	if got, want := cs.c.Size(), int64(3*(CacheEntryOverhead+2)); got != want {
+	if got, want := cs.c.size, int64(3*(CacheEntryOverhead+2)); got != want {
 		t.Errorf("Size = %d, want %d", got, want)
 	}
 
@@ -279,21 +279,6 @@ func TestCacheDisabled(t *testing.T) {
 	check(t, "listener after Flush", rec.take(), nil)
 }
 
-func TestCacheClear(t *testing.T) {
-	cs, below, rec, _ := newCached(t, 1<<20)
-	mustPut(t, cs, "a", "1")
-	cs.c.Clear()
-	if err := cs.c.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	check(t, "after Clear", append(below.takeOps(), rec.take()...), nil)
-	if cs.c.Size() != 0 {
-		t.Errorf("Size %d after Clear", cs.c.Size())
-	}
-	if v := mustGet(t, cs, "a"); v != nil {
-		t.Errorf("a=%q after Clear", v)
-	}
-}
 
 // TestCacheModel runs random operations on cached stores of both engines
 // with caches small enough to evict, checking Get and Scan (both
@@ -384,8 +369,8 @@ func TestCacheModel(t *testing.T) {
 							t.Fatalf("step %d: after Flush the listener reported\n%v\nwant\n%v", step, downstream, model)
 						}
 					}
-					if maxBytes > 0 && c.Size() > maxBytes {
-						t.Fatalf("step %d: size %d over %d", step, c.Size(), maxBytes)
+					if maxBytes > 0 && c.size > maxBytes {
+						t.Fatalf("step %d: size %d over %d", step, c.size, maxBytes)
 					}
 				}
 			})

@@ -254,36 +254,6 @@ func (db *DB) Task(id string) *TaskState {
 	return ts
 }
 
-// DropTask deletes all state of task id, data and checkpoints, durably. It
-// is how an instance cleans up a task it no longer owns. The task must not
-// be open.
-func (db *DB) DropTask(id string) error {
-	db.mu.Lock()
-	if _, ok := db.mu.tasks[id]; ok {
-		db.mu.Unlock()
-		return fmt.Errorf("state: drop task %s: task is open", id)
-	}
-	closed := db.mu.closed
-	db.mu.Unlock()
-	if closed {
-		return fmt.Errorf("state: drop task %s: %w", id, ErrClosed)
-	}
-	b := db.pdb.NewBatch()
-	defer b.Close()
-	data := taskPrefix(keyspaceData, id)
-	ckpt := taskPrefix(keyspaceCheckpt, id)
-	if err := b.DeleteRange(data, prefixSuccessor(data), nil); err != nil {
-		return fmt.Errorf("state: drop task %s: %w", id, err)
-	}
-	if err := b.DeleteRange(ckpt, prefixSuccessor(ckpt), nil); err != nil {
-		return fmt.Errorf("state: drop task %s: %w", id, err)
-	}
-	if err := db.apply(b, pebble.Sync); err != nil {
-		return fmt.Errorf("state: drop task %s: %w", id, err)
-	}
-	return nil
-}
-
 // closeTask forgets the open TaskState of id.
 func (db *DB) closeTask(id string) {
 	db.mu.Lock()

@@ -18,8 +18,8 @@ import (
 //
 // Writes to Persistent stores go into one pending Pebble batch per task;
 // reads see the batch over the committed database. Commit makes the batch
-// and the stores' checkpoints durable in one atomic write; Discard (and
-// Close) drop it, leaving the last committed state. InMemory stores are not
+// and the stores' checkpoints durable in one atomic write; Close drops
+// it, leaving the last committed state. InMemory stores are not
 // transactional: their writes apply at once and are gone when the
 // TaskState closes, so a logged in-memory store is always restored in full.
 type TaskState struct {
@@ -313,15 +313,6 @@ func (ts *TaskState) Commit(checkpoints map[string]int64) error {
 	}
 	ts.batch.Reset()
 	return nil
-}
-
-// Discard drops the uncommitted writes of the task's Persistent stores
-// (a dirty close): the database keeps the last committed state.
-func (ts *TaskState) Discard() {
-	if ts.closed || ts.batch == nil || ts.db.Err() != nil {
-		return
-	}
-	ts.batch.Reset()
 }
 
 // Close discards the uncommitted writes, drops the InMemory stores and

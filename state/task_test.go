@@ -36,12 +36,17 @@ func TestBatchIsolation(t *testing.T) {
 		t.Error("PendingBytes 0 with pending writes")
 	}
 
-	ts.Discard()
+	// Closing without a commit discards the pending writes.
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ts = db.Task("0_1")
+	s = ts.Open("s", Persistent)
 	if v := mustGet(t, s, "a"); v != nil {
-		t.Errorf("a=%q after Discard", v)
+		t.Errorf("a=%q after closing without a commit", v)
 	}
 	if n := ts.PendingBytes(); n != 0 {
-		t.Errorf("PendingBytes %d after Discard", n)
+		t.Errorf("PendingBytes %d of a reopened task", n)
 	}
 
 	// Values aliasing the caller's memory are copied.
