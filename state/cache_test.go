@@ -279,7 +279,6 @@ func TestCacheDisabled(t *testing.T) {
 	check(t, "listener after Flush", rec.take(), nil)
 }
 
-
 // TestCacheModel runs random operations on cached stores of both engines
 // with caches small enough to evict, checking Get and Scan (both
 // directions, random bounds) against a map, and the listener's stream
