@@ -201,7 +201,8 @@ func (ts *TaskState) dropPending(lower, upper []byte) error {
 // from the older one.
 //
 // Restore writes below the pending batch: a store is restored before its
-// task processes records.
+// task's processors are initialized or process records, so the batch is
+// empty.
 func (ts *TaskState) Restore(store string, writes []Write, next int64) error {
 	s, err := ts.store("restore", store)
 	if err != nil {

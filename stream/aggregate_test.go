@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"regexp"
@@ -256,5 +257,47 @@ func TestAggregationDropsNullKeysAndValues(t *testing.T) {
 	}
 	if got := logs.skipped(); !maps.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("skipped records by node = %v, want %v", got, want)
+	}
+}
+
+// TestCacheFlushErrorsGoToTheHandler: an error downstream of a cache flush
+// (here a panicking TableMapValues behind a cached Count) is handed to the
+// processing error handler like any processing error, instead of failing
+// the store: under LogAndContinue the update is skipped and later ones
+// flow; under LogAndFail the flush fails with a *topology.ProcessingError.
+func TestCacheFlushErrorsGoToTheHandler(t *testing.T) {
+	build := func() *stream.Builder {
+		b := stream.NewBuilder()
+		words := stream.From(b, "words", serde.String, serde.String)
+		counts := stream.Count(stream.GroupByKey(words, serde.String, serde.String), stream.Materialized("counts"))
+		stream.TableMapValues(counts, func(n int64) int64 {
+			if n == 2 {
+				panic("two")
+			}
+			return n
+		}, stream.Named("no-twos")).ToStream().To("out", serde.String, serde.Int64)
+		return b
+	}
+
+	d := drive(t, build(), streamtest.Config{ProcessingErrorHandler: stream.LogAndContinue})
+	in := strIn(d, "words")
+	pipeKVs(t, in, skv("a", "x"))
+	// Counts 2 (new value 2) and 3 (old value 2): the flushed changes
+	// panic downstream and are skipped.
+	for range 2 {
+		if err := in.Pipe("a", "x"); err != nil {
+			t.Fatalf("Pipe under LogAndContinue: %v", err)
+		}
+	}
+	pipeKVs(t, in, skv("a", "x"))
+	expectKVs(t, int64Out(d, "out"), i64("a", 1), i64("a", 4))
+
+	d = drive(t, build())
+	in = strIn(d, "words")
+	pipeKVs(t, in, skv("a", "x"))
+	err := in.Pipe("a", "x")
+	var pe *topology.ProcessingError
+	if !errors.As(err, &pe) || pe.Node != "no-twos" || !errors.Is(err, topology.ErrPanic) {
+		t.Fatalf("Pipe under LogAndFail = %v, want a panic ProcessingError of node no-twos", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -416,5 +417,122 @@ func TestAppStateInMemoryStore(t *testing.T) {
 	}
 	if got := e.e2eFinalCounts("counts-out"); !maps.Equal(got, truth) {
 		t.Fatalf("counts:\n got %v\nwant %v", got, truth)
+	}
+}
+
+// e2eCounter adds a Processor API counter: an in-memory, cached store
+// "seen" counting records per key, read in Init (which must see restored
+// state), with the running count written to output.
+func e2eCounter(b *stream.Builder, input, output string) {
+	stream.AddKeyValueStore(b, "seen", serde.String, serde.Int64, stream.WithInMemoryStore(), stream.WithCachingEnabled())
+	src := stream.From(b, input, serde.String, serde.String)
+	var seen state.KeyValueStore[string, int64]
+	stream.ProcessValues(src, func() topology.Processor[string, string, string, int64] {
+		return &topology.ProcessorFuncs[string, string, string, int64]{
+			OnInit: func(ctx topology.ProcessorContext[string, int64]) error {
+				st, err := ctx.Store("seen")
+				if err != nil {
+					return err
+				}
+				if seen, err = state.KeyValue[string, int64](st); err != nil {
+					return err
+				}
+				_, _, err = seen.Get("k") // a read in Init caches what it sees
+				return err
+			},
+			OnProcess: func(ctx topology.ProcessorContext[string, int64], rec topology.Record[string, string]) error {
+				n, _, err := seen.Get(rec.Key)
+				if err != nil {
+					return err
+				}
+				if err := seen.Put(rec.Key, n+1); err != nil {
+					return err
+				}
+				return ctx.Forward(topology.Record[string, int64]{Key: rec.Key, Value: n + 1, Timestamp: rec.Timestamp})
+			},
+		}
+	}, stream.WithStores("seen")).To(output, serde.String, serde.Int64)
+}
+
+// TestAppStateRestoredBeforeInit: processors are initialized after their
+// stores are restored, so what Init reads (and caches) is the restored
+// state.
+func TestAppStateRestoredBeforeInit(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("in", 1)
+	e.topic("out", 1)
+	const appID = "counter-init"
+	run := func() {
+		b := stream.NewBuilder()
+		e2eCounter(b, "in", "out")
+		cfg, _ := e.config(appID)
+		app, err := stream.NewApp(b, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.start(app)
+		e.e2eWaitCommitted(appID, []string{"in"}, r)
+		if err := r.stop(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		e.produce(&kgo.Record{Topic: "in", Key: []byte("k"), Value: []byte("x")})
+	}
+	run()
+	e.produce(&kgo.Record{Topic: "in", Key: []byte("k"), Value: []byte("x")})
+	run()
+	if got := e.e2eFinalCounts("out")["k"]; got != 4 {
+		t.Fatalf("count after a restart = %d, want 4", got)
+	}
+}
+
+// TestAppStateChangelogRefusedIsFatal: a changelog record Kafka refuses
+// fails the app even when the production error handler says continue,
+// because dropping it would lose state at the next restore.
+func TestAppStateChangelogRefusedIsFatal(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("in", 1)
+	e.topic("out", 1)
+	const appID = "refused"
+	if err := e.c.CreateTopic(e.ctx, appID+"-blobs-changelog", 1, map[string]*string{"cleanup.policy": ptr("compact"), "max.message.bytes": ptr("300")}); err != nil {
+		t.Fatal(err)
+	}
+	b := stream.NewBuilder()
+	stream.AddKeyValueStore(b, "blobs", serde.String, serde.Bytes)
+	src := stream.From(b, "in", serde.String, serde.Bytes)
+	stream.ProcessValues(src, func() topology.Processor[string, []byte, string, []byte] {
+		return &topology.ProcessorFuncs[string, []byte, string, []byte]{
+			OnProcess: func(ctx topology.ProcessorContext[string, []byte], rec topology.Record[string, []byte]) error {
+				st, err := ctx.Store("blobs")
+				if err != nil {
+					return err
+				}
+				kv, err := state.KeyValue[string, []byte](st)
+				if err != nil {
+					return err
+				}
+				return kv.Put(rec.Key, rec.Value)
+			},
+		}
+	}, stream.WithStores("blobs")).To("out", serde.String, serde.Bytes)
+	cfg, _ := e.config(appID)
+	cfg.ProductionErrorHandler = stream.LogAndContinue
+	cfg.ClientOpts = append(cfg.ClientOpts, kgo.ProducerBatchCompression(kgo.NoCompression()))
+	app, err := stream.NewApp(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := make([]byte, 1000)
+	for i := range blob {
+		blob[i] = byte(i * 7919 % 251)
+	}
+	e.produce(&kgo.Record{Topic: "in", Key: []byte("big"), Value: blob})
+	err = e.start(app).wait(t, 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), appID+"-blobs-changelog") {
+		t.Fatalf("Run = %v, want a failure producing to the changelog", err)
+	}
+	if got := e.committed(appID, "in")[0]; got != 0 {
+		t.Errorf("committed offset %d past the lost changelog record", got)
 	}
 }

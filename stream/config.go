@@ -109,10 +109,12 @@ type Config struct {
 	// processing a record or punctuating. Default LogAndFail.
 	// (processing.exception.handler.)
 	ProcessingErrorHandler topology.ErrorHandler
-	// ProductionErrorHandler handles records Kafka refused to accept.
-	// Default LogAndFail; with LogAndContinue the record is dropped (and
-	// counted), so use it only for outputs you can afford to lose.
-	// (production.exception.handler.)
+	// ProductionErrorHandler handles output records Kafka refused to
+	// accept. Default LogAndFail; with LogAndContinue the record is
+	// dropped (and counted), so use it only for outputs you can afford to
+	// lose. Changelog records are never dropped: a refused one always
+	// fails the app, since dropping it would lose state at the next
+	// restore. (production.exception.handler.)
 	ProductionErrorHandler topology.ErrorHandler
 	// DeadLetterQueueTopic, when set, receives the raw input record of
 	// every record a deserialization or processing handler skipped, with

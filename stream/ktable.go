@@ -229,7 +229,12 @@ func openTableStore[K, V any](tc topology.TaskContext, store string, to []receiv
 	t := &tableStore[K, V]{kv: kv, to: to}
 	t.cached = fl.SetFlushListener(func(f state.Flushed[K, V]) error {
 		c := change[V]{New: f.Value, Old: f.Old, HasNew: f.HasValue, HasOld: f.HasOld}
-		return forward(to, topology.Record[K, change[V]]{Key: f.Key, Value: c, Timestamp: f.Timestamp})
+		if err := forward(to, topology.Record[K, change[V]]{Key: f.Key, Value: c, Timestamp: f.Timestamp}); err != nil {
+			// Not a store failure: the error handler decides, as for
+			// the records a node forwards itself.
+			return tc.HandleFlushError(err)
+		}
+		return nil
 	})
 	return t, nil
 }

@@ -59,7 +59,8 @@ func (e *DeserializationError) Unwrap() error { return e.Err }
 type ProcessingError struct {
 	Task TaskID
 	Node string
-	// Record locates the input record; Valid is false for punctuation.
+	// Record locates the input record; Valid is false for punctuation and
+	// for records a cache flush at commit sent downstream.
 	Record RecordMetadata
 	Valid  bool
 	Err    error
@@ -68,7 +69,7 @@ type ProcessingError struct {
 // Error names the task, node and input record.
 func (e *ProcessingError) Error() string {
 	if !e.Valid {
-		return fmt.Sprintf("task %s: node %q (punctuation): %v", e.Task, e.Node, e.Err)
+		return fmt.Sprintf("task %s: node %q (no input record: punctuation or cache flush): %v", e.Task, e.Node, e.Err)
 	}
 	return fmt.Sprintf("task %s: node %q processing %s-%d@%d: %v", e.Task, e.Node, e.Record.Topic, e.Record.Partition, e.Record.Offset, e.Err)
 }

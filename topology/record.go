@@ -129,6 +129,7 @@ type ProcessorContext[K, V any] interface {
 	// Store returns a state store connected to this processor (see
 	// stream.WithStores); use state.KeyValue to get its typed interface.
 	// Asking for a store the processor is not connected to is an error.
+	// Stores are restored before Init runs.
 	Store(name string) (state.Store, error)
 }
 

@@ -137,9 +137,15 @@ type TaskContext interface {
 	TopicName(name string) string
 	Logger() *slog.Logger
 	// Store returns the task's instance of a state store of the topology,
-	// built by its StoreSpec.Wrap. Stores are restored before the task
-	// processes its first record; a node may take them in Make.
+	// built by its StoreSpec.Wrap. A node may take the store in Make, but
+	// must not use it before Init: stores are restored between Make and
+	// Init.
 	Store(name string) (state.Store, error)
+	// HandleFlushError passes an error that nodes downstream of a record
+	// cache flush or eviction returned to the processing error handler:
+	// it returns nil when the handler says to continue (the change is
+	// logged and counted as skipped), else the error to fail with.
+	HandleFlushError(err error) error
 }
 
 // InternalTopicKind says what an internal topic is for.

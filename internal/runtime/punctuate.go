@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -51,15 +50,9 @@ func (t *Task) punctuate(typ topology.PunctuationType, now int64) error {
 		p.next += ((now-p.next)/p.interval + 1) * p.interval
 		t.recordTime = now
 		if err := p.fn(now); err != nil {
-			err = t.processingError(err, false)
-			var pe *topology.ProcessingError
-			errors.As(err, &pe)
-			ectx := topology.ErrorContext{Task: t.cfg.ID, Node: pe.Node, Timestamp: now}
-			if t.cfg.OnProcessingError == nil || t.cfg.OnProcessingError(ectx, err) != topology.Continue {
+			if err := t.handleError(err, "punctuation"); err != nil {
 				return err
 			}
-			t.log.Warn("punctuation failed, continuing", "node", p.node, "err", err)
-			t.RecordSkipped("processing")
 		}
 	}
 	t.puncts = deleteCancelled(t.puncts)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/runnel-dev/runnel/state"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,8 +18,28 @@ type changelogReader struct{ r *Runtime }
 var _ Changelogs = changelogReader{}
 
 // Bounds implements Changelogs: the log start offset and the last stable
-// offset (the high watermark unless transactions are open).
+// offset (the high watermark unless transactions are open). A changelog
+// created moments ago may not be known to every broker yet, so errors are
+// retried for up to boundsTimeout.
 func (c changelogReader) Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, boundsTimeout)
+	defer cancel()
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		if start, end, err = c.bounds(ctx, topic, partition); err == nil {
+			return start, end, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, err
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// boundsTimeout bounds Bounds' retries.
+const boundsTimeout = 30 * time.Second
+
+func (c changelogReader) bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
 	starts, err := c.r.adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()

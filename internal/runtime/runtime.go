@@ -489,6 +489,9 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 	}
+	if err := r.fatal(); err != nil {
+		return err // a task failed: its partial work must not be committed
+	}
 	for _, w := range ws {
 		if w.restored {
 			if err := w.task.FlushCache(); err != nil {
@@ -727,6 +730,12 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 		Valid:  true, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
 	}
 	err = fmt.Errorf("runtime: producing to %s: %w", rec.Topic, err)
+	if r.prod.changelogs[rec.Topic] {
+		// A lost changelog record would lose state on the next restore:
+		// never skipped, whatever the handler says.
+		r.fail(err)
+		return
+	}
 	if r.cfg.OnProductionError != nil && r.cfg.OnProductionError(ectx, err) == topology.Continue {
 		r.log.Warn("dropping record that failed to produce", "topic", rec.Topic, "err", err)
 		r.cfg.Metrics.skipped.WithLabelValues("production").Inc()

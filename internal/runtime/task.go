@@ -67,7 +67,7 @@ type Task struct {
 	log        *slog.Logger
 	sources    map[string]topology.Source // by node name
 	byTopic    map[string]topology.Source // cache of source by full topic name
-	lifecycle  []topology.Lifecycle
+	lifecycle  []namedLifecycle           // in topological order
 	queues     []*partitionQueue
 	streamTime int64
 	current    topology.RecordMetadata
@@ -101,8 +101,16 @@ type partitionQueue struct {
 	epoch int32
 }
 
-// NewTask builds the node instances of the task's subtopology and
-// initializes them in topological order.
+// namedLifecycle is a node instance with Init and Close.
+type namedLifecycle struct {
+	node string
+	lc   topology.Lifecycle
+}
+
+// NewTask builds the node instances of the task's subtopology and opens
+// its stores. The caller then restores the stores (Restore) and calls
+// Init, in that order, before the task processes records; Close releases
+// the task whatever step failed.
 func NewTask(cfg TaskConfig) (*Task, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -139,6 +147,7 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 		if n.Kind == topology.SourceKind {
 			src, ok := inst.(topology.Source)
 			if !ok {
+				t.closeState()
 				return nil, fmt.Errorf("task %s: source node %q does not implement topology.Source", cfg.ID, n.Name)
 			}
 			t.sources[n.Name] = src
@@ -146,14 +155,21 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 	}
 	for _, n := range sub.Nodes {
 		if lc, ok := instances[n.Name].(topology.Lifecycle); ok {
-			t.lifecycle = append(t.lifecycle, lc)
-			if err := lc.Init(); err != nil {
-				t.Close()
-				return nil, fmt.Errorf("task %s: initializing node %q: %w", cfg.ID, n.Name, err)
-			}
+			t.lifecycle = append(t.lifecycle, namedLifecycle{n.Name, lc})
 		}
 	}
 	return t, nil
+}
+
+// Init initializes the node instances in topological order. It runs after
+// Restore, as in Kafka Streams, so processors see restored stores in Init.
+func (t *Task) Init() error {
+	for _, l := range t.lifecycle {
+		if err := l.lc.Init(); err != nil {
+			return fmt.Errorf("task %s: initializing node %q: %w", t.cfg.ID, l.node, err)
+		}
+	}
+	return nil
 }
 
 // ID returns the task id.
@@ -354,8 +370,8 @@ func (t *Task) Close() error {
 	}
 	t.closed = true
 	var first error
-	for _, lc := range t.lifecycle {
-		if err := lc.Close(); err != nil && first == nil {
+	for _, l := range t.lifecycle {
+		if err := l.lc.Close(); err != nil && first == nil {
 			first = fmt.Errorf("task %s: closing: %w", t.cfg.ID, err)
 		}
 	}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,6 +84,27 @@ func (t *Task) Store(name string) (state.Store, error) {
 	return st.typed, nil
 }
 
+// handleError passes an error raised outside the processing of an input
+// record's own path (a punctuator, or nodes downstream of a record cache
+// flush or eviction) to the processing error handler. It returns nil when
+// the handler says to continue (logged and counted as skipped), else the
+// *topology.ProcessingError to fail with.
+func (t *Task) handleError(err error, what string) error {
+	err = t.processingError(err, t.inRecord)
+	var pe *topology.ProcessingError
+	errors.As(err, &pe)
+	ectx := topology.ErrorContext{Task: t.cfg.ID, Node: pe.Node, Record: pe.Record, Valid: pe.Valid, Timestamp: t.recordTime}
+	if t.cfg.OnProcessingError == nil || t.cfg.OnProcessingError(ectx, err) != topology.Continue {
+		return err
+	}
+	t.log.Warn(what+" failed, continuing", "node", pe.Node, "err", err)
+	t.RecordSkipped("processing")
+	return nil
+}
+
+// HandleFlushError implements topology.TaskContext.
+func (t *Task) HandleFlushError(err error) error { return t.handleError(err, "cache flush") }
+
 // storeErr returns the first sticky store error: a broken store fails the
 // task whatever the processor did with the error.
 func (t *Task) storeErr() error {
@@ -123,7 +145,7 @@ func (t *Task) CommitState() error {
 			if !ok {
 				return fmt.Errorf("task %s: store %q: no acknowledged offset for its changelog writes", t.cfg.ID, st.spec.Name)
 			}
-			st.position, st.written = last+1, false
+			st.position, st.written = max(st.position, last+1), false
 		}
 		if st.position >= 0 && st.spec.Engine == state.Persistent {
 			checkpoints[st.spec.Name] = st.position

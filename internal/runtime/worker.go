@@ -136,8 +136,15 @@ func (w *worker) run() {
 		return
 	}
 	w.mu.Lock()
-	w.restored = true
+	err := w.task.Init()
+	if err != nil {
+		w.rt.fail(err) // under w.mu: the committer must not commit this task
+	}
+	w.restored = err == nil
 	w.mu.Unlock()
+	if err != nil {
+		return
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -160,8 +167,7 @@ func (w *worker) run() {
 			}
 			n, err := w.processBatch()
 			if err != nil {
-				w.rt.fail(err)
-				return
+				return // processBatch failed the runtime
 			}
 			w.drained()
 			if n == 0 {
@@ -172,7 +178,9 @@ func (w *worker) run() {
 }
 
 // processBatch moves the inbox into the task and processes up to batchSize
-// records, then due wall-clock punctuators.
+// records, then due wall-clock punctuators. On error it fails the runtime
+// before releasing w.mu, so the committer never commits the half-done
+// state of a failed record.
 func (w *worker) processBatch() (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -199,6 +207,9 @@ func (w *worker) processBatch() (int, error) {
 	w.rt.cfg.Metrics.processed.Add(float64(n))
 	if err == nil {
 		err = w.task.PunctuateWallClock(time.Now())
+	}
+	if err != nil {
+		w.rt.fail(err)
 	}
 	return n, err
 }

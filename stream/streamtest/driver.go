@@ -158,6 +158,11 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 			return nil, fmt.Errorf("streamtest: %w", err)
 		}
 		d.tasks = append(d.tasks, task)
+		// Stores start empty: nothing to restore before Init.
+		if err := task.Init(); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("streamtest: %w", err)
+		}
 	}
 	// Processors may have produced records or scheduled work in Init.
 	if err := d.runAndCommit(); err != nil {
@@ -284,6 +289,9 @@ func (d *Driver) runAndCommit() error {
 	for {
 		for _, t := range d.tasks {
 			if err := t.FlushCache(); err != nil {
+				return err
+			}
+			if err := d.takeFailure(); err != nil {
 				return err
 			}
 		}
