@@ -114,6 +114,7 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		StateFS:                 cfg.StateFS,
 		CacheMaxBytes:           cfg.CacheMaxBytes,
 		RestoreListener:         cfg.RestoreListener,
+		StateCleanupDelay:       cfg.StateCleanupDelay,
 		OnRebalancing:           func() { a.setState(Rebalancing) },
 		OnRunning:               func() { a.setState(Running) },
 		OnFailing:               func() { a.setState(PendingError) },

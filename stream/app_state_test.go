@@ -536,3 +536,92 @@ func TestAppStateChangelogRefusedIsFatal(t *testing.T) {
 		t.Errorf("committed offset %d past the lost changelog record", got)
 	}
 }
+
+// startsRecorder is a state.RestoreListener that records where each
+// restoration of a partition started.
+type startsRecorder struct {
+	mu     sync.Mutex
+	starts map[int32][]int64
+}
+
+func (r *startsRecorder) OnRestoreStart(_ string, p int32, _ string, start, _ int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.starts == nil {
+		r.starts = map[int32][]int64{}
+	}
+	r.starts[p] = append(r.starts[p], start)
+}
+
+func (r *startsRecorder) OnBatchRestored(string, int32, string, int64, int64) {}
+
+func (r *startsRecorder) OnRestoreEnd(string, int32, string, int64) {}
+
+func (r *startsRecorder) get() map[int32][]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.starts)
+}
+
+// TestAppStateCleanup: an instance deletes the local state of a task it
+// has not owned for StateCleanupDelay, so when the task comes back it is
+// restored from the start of its changelog; counts stay exact.
+func TestAppStateCleanup(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("keyed", 2)
+	e.topic("key-counts", 2)
+	const appID = "cleanup"
+	truth := map[string]int64{}
+	produce := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			k := fmt.Sprintf("k%d", i%20)
+			truth[k]++
+			e.produce(&kgo.Record{Topic: "keyed", Key: []byte(k), Value: []byte("x")})
+		}
+	}
+	newApp := func(delay time.Duration) (*stream.App, *e2eLog, *startsRecorder) {
+		b := stream.NewBuilder()
+		grouped := stream.GroupByKey(stream.From(b, "keyed", serde.String, serde.String), serde.String, serde.String)
+		stream.Count(grouped, stream.Materialized("counts")).ToStream().To("key-counts", serde.String, serde.Int64)
+		cfg, logs := e.config(appID)
+		cfg.StateCleanupDelay = delay
+		rec := &startsRecorder{}
+		cfg.RestoreListener = rec
+		app, err := stream.NewApp(b, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app, logs, rec
+	}
+	appA, logsA, startsA := newApp(200 * time.Millisecond)
+	appB, _, startsB := newApp(0)
+	produce(0, 200)
+	a := e.start(appA)
+	e.e2eWaitCommitted(appID, []string{"keyed"}, a)
+	b := e.start(appB)
+	e.waitFor("B to take over a task", func() (bool, error) { return len(startsB.get()) > 0, nil }, a, b)
+	var moved int32
+	for p := range startsB.get() {
+		moved = p
+	}
+	e.waitFor(fmt.Sprintf("A to delete the state of task 0_%d", moved), func() (bool, error) {
+		return strings.Contains(logsA.String(), fmt.Sprintf("task=0_%d unowned_for=", moved)), nil
+	}, a, b)
+	produce(200, 100)
+	e.e2eWaitCommitted(appID, []string{"keyed"}, a, b)
+	if err := b.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("A to restore the moved task", func() (bool, error) { return len(startsA.get()[moved]) > 0, nil }, a)
+	if got := startsA.get()[moved]; got[len(got)-1] != 0 {
+		t.Errorf("A restored partition %d from offset %d, want 0 (its local state was deleted)", moved, got[len(got)-1])
+	}
+	produce(300, 100)
+	e.e2eWaitCommitted(appID, []string{"keyed"}, a)
+	if err := a.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.e2eFinalCounts("key-counts"); !maps.Equal(got, truth) {
+		t.Fatalf("counts:\n got %v\nwant %v", got, truth)
+	}
+}

@@ -76,6 +76,12 @@ type Config struct {
 	// value cannot mean both the default and "off".
 	// (statestore.cache.max.bytes.)
 	CacheMaxBytes int64
+	// StateCleanupDelay is how long the local state of a task this
+	// instance does not own (it moved to another instance, or the
+	// topology changed) is kept before it is deleted; a task that comes
+	// back within it restores only the changelog tail. Default 10 minutes;
+	// negative keeps such state forever. (state.cleanup.delay.ms.)
+	StateCleanupDelay time.Duration
 	// RestoreListener, when set, is told when each store's restoration
 	// starts, after each restored batch and when it ends. Its methods run
 	// on the tasks' goroutines, concurrently. (Kafka Streams'
@@ -168,6 +174,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBufferedRecordsPerPartition == 0 {
 		c.MaxBufferedRecordsPerPartition = 1000
+	}
+	switch {
+	case c.StateCleanupDelay == 0:
+		c.StateCleanupDelay = 10 * time.Minute
+	case c.StateCleanupDelay < 0:
+		c.StateCleanupDelay = 0
 	}
 	switch {
 	case c.CacheMaxBytes == 0:

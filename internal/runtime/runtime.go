@@ -57,6 +57,9 @@ type Config struct {
 	CacheMaxBytes int64
 	// RestoreListener, when set, observes restoration.
 	RestoreListener state.RestoreListener
+	// StateCleanupDelay is how long the local state of a task this
+	// instance does not own is kept before it is deleted (0: kept).
+	StateCleanupDelay time.Duration
 }
 
 // Runtime runs a topology as one member of the application's consumer
@@ -82,6 +85,10 @@ type Runtime struct {
 	lastPurge time.Time
 	// repartition holds the full names of the repartition topics.
 	repartition map[string]bool
+	// released holds when each task was last closed here, for the state
+	// cleaner; started is when Run began. Guarded by mu.
+	released map[string]time.Time
+	started  time.Time
 
 	ready           chan struct{} // closed once cl and prod are set
 	commitRequested chan struct{} // cap 1
@@ -126,6 +133,8 @@ func New(cfg Config) *Runtime {
 		purgeable:       kadm.Offsets{},
 		lastPurge:       time.Now(),
 		repartition:     repartition,
+		released:        map[string]time.Time{},
+		started:         time.Now(),
 		ready:           make(chan struct{}),
 		commitRequested: make(chan struct{}, 1),
 		room:            make(chan struct{}, 1),
@@ -305,6 +314,7 @@ func (r *Runtime) notify(fn func()) {
 // poll is the poll loop: fetch, dispatch to tasks, commit when due.
 func (r *Runtime) poll(ctx context.Context) error {
 	nextCommit := time.Now().Add(r.cfg.CommitInterval)
+	nextCleanup := time.Now().Add(r.cfg.StateCleanupDelay)
 	for {
 		timeout := min(100*time.Millisecond, max(time.Until(nextCommit), time.Millisecond))
 		if r.waitForRoom(ctx, timeout) {
@@ -354,6 +364,10 @@ func (r *Runtime) poll(ctx context.Context) error {
 			}
 			nextCommit = time.Now().Add(r.cfg.CommitInterval)
 			r.purgeRepartitionTopics(ctx)
+		}
+		if now := time.Now(); r.db != nil && r.cfg.StateCleanupDelay > 0 && now.After(nextCleanup) {
+			r.cleanState(now)
+			nextCleanup = now.Add(min(r.cfg.StateCleanupDelay, time.Minute))
 		}
 		r.cl.AllowRebalance()
 	}
@@ -692,7 +706,9 @@ func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) {
 		}
 	}
 	resume := map[string][]int32{}
+	now := time.Now()
 	for _, w := range ws {
+		r.released[w.task.ID().String()] = now
 		if err := w.task.Close(); err != nil {
 			r.log.Warn("closing task", "task", w.task.ID().String(), "err", err)
 		}
@@ -705,6 +721,43 @@ func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) {
 		r.cl.ResumeFetchPartitions(resume)
 	}
 	r.cfg.Metrics.tasks.Set(0)
+}
+
+// cleanState deletes the local state of the tasks this instance has not
+// owned for StateCleanupDelay (counted from their last close here, or from
+// the start of Run), as Kafka Streams' state directory cleaner does
+// (state.cleanup.delay.ms). Such a task, if it comes back, restores from
+// the start of its changelog. Failures are logged and retried later.
+func (r *Runtime) cleanState(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return
+	}
+	ids, err := r.db.Tasks()
+	if err != nil {
+		r.log.Warn("listing local task state", "err", err)
+		return
+	}
+	owned := map[string]bool{}
+	for id := range r.workers {
+		owned[id.String()] = true
+	}
+	for _, id := range ids {
+		since, ok := r.released[id]
+		if !ok {
+			since = r.started
+		}
+		if owned[id] || now.Sub(since) < r.cfg.StateCleanupDelay {
+			continue
+		}
+		if err := r.db.DropTask(id); err != nil {
+			r.log.Warn("deleting local task state", "task", id, "err", err)
+			continue
+		}
+		delete(r.released, id)
+		r.log.Info("deleted the local state of a task this instance does not own", "task", id, "unowned_for", now.Sub(since).Round(time.Millisecond))
+	}
 }
 
 // changelogTopics returns the full names of the changelog topics.
