@@ -35,22 +35,27 @@ const freeEntries = 256
 // the cache with its task when the writes below it are discarded
 // (TaskState.Close without Commit).
 type Cache struct {
-	maxBytes  int64
-	timestamp func() int64
-	size      int64
-	lru       entry // sentinel: lru.next is the most recently used entry
-	stores    []*CachedStore
-	free      []*entry
-	evicting  bool // an eviction loop runs: nested writes leave eviction to it
+	maxBytes int64
+	clock    *int64
+	size     int64
+	lru      entry // sentinel: lru.next is the most recently used entry
+	stores   []*CachedStore
+	free     []*entry
+	evicting bool // an eviction loop runs: nested writes leave eviction to it
 }
 
 // NewCache returns a record cache of at most maxBytes (see Cache). maxBytes
 // <= 0 disables caching: Wrap then returns pass-through stores that write
 // every change down at once (calling their listener), so callers have one
-// code path either way. timestamp gives the time of each write (Flushed's
-// Timestamp); nil means 0.
-func NewCache(maxBytes int64, timestamp func() int64) *Cache {
-	c := &Cache{maxBytes: maxBytes, timestamp: timestamp}
+// code path either way.
+//
+// clock points at the task's record time. The cache reads it as the time
+// of each write (Flushed's Timestamp), and while it writes an entry down it
+// sets it to the entry's time (restoring it afterwards), so the changelog
+// records and the downstream records of a flush or eviction carry the time
+// of the entry's last write, as in Kafka Streams. nil means time 0.
+func NewCache(maxBytes int64, clock *int64) *Cache {
+	c := &Cache{maxBytes: maxBytes, clock: clock}
 	c.lru.prev, c.lru.next = &c.lru, &c.lru
 	return c
 }
@@ -87,10 +92,10 @@ func (c *Cache) Wrap(s BytesStore) *CachedStore {
 func (c *Cache) enabled() bool { return c.maxBytes > 0 }
 
 func (c *Cache) now() int64 {
-	if c.timestamp == nil {
+	if c.clock == nil {
 		return 0
 	}
-	return c.timestamp()
+	return *c.clock
 }
 
 // Flush writes every dirty entry down: store by store in the order they
@@ -311,6 +316,10 @@ func (cs *CachedStore) unlinkDirty(e *entry) {
 func (cs *CachedStore) writeDown(e *entry) error {
 	old, oldKnown := e.old, e.oldKnown
 	e.old, e.oldKnown = nil, false
+	if clock := cs.c.clock; clock != nil {
+		defer func(saved int64) { *clock = saved }(*clock)
+		*clock = e.ts
+	}
 	return cs.writeBelow(bytesOf(e.key), e.value, old, oldKnown, e.ts)
 }
 

@@ -65,7 +65,7 @@ func newCached(t *testing.T, maxBytes int64) (*CachedStore, *recStore, *flushRec
 	db, _ := openMem(t)
 	below := &recStore{BytesStore: db.Task("0_0").Open("s", InMemory)}
 	clock := new(int64)
-	c := NewCache(maxBytes, func() int64 { return *clock })
+	c := NewCache(maxBytes, clock)
 	cs := c.Wrap(below)
 	rec := &flushRec{}
 	cs.SetListener(rec.listener)
@@ -375,4 +375,33 @@ func TestCacheModel(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestCacheWriteDownSetsClock: while an entry is written down (flush or
+// eviction), the clock reads the entry's own time, so changelog and
+// downstream records of the write carry it; afterwards the clock is back.
+func TestCacheWriteDownSetsClock(t *testing.T) {
+	cs, _, _, clock := newCached(t, 2*(CacheEntryOverhead+2))
+	var seen []string
+	cs.SetListener(func(key, _, _ []byte, ts int64) error {
+		seen = append(seen, fmt.Sprintf("%s ts=%d clock=%d", key, ts, *clock))
+		return nil
+	})
+	*clock = 10
+	mustPut(t, cs, "a", "1")
+	*clock = 20
+	mustPut(t, cs, "b", "2")
+	*clock = 30
+	mustPut(t, cs, "c", "3") // evicts a
+	if *clock != 30 {
+		t.Errorf("clock %d after an eviction, want 30", *clock)
+	}
+	*clock = 40
+	if err := cs.c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if *clock != 40 {
+		t.Errorf("clock %d after Flush, want 40", *clock)
+	}
+	check(t, "writes down", seen, []string{"a ts=10 clock=10", "b ts=20 clock=20", "c ts=30 clock=30"})
 }

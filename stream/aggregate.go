@@ -70,7 +70,7 @@ func aggregateStream[K, V, VR any](g KGroupedStream[K, V], o *options, prefix st
 	if !repartitioned {
 		keys = g.ks // a repartition sink has already dropped null keys
 	}
-	return tableOf(addStateful(in, name, store, ok, func(tc topology.TaskContext, table *tableStore[K, VR]) receiver[K, V] {
+	return tableOf(addStateful(in, name, store, vs, ok, func(tc topology.TaskContext, table *tableStore[K, VR]) receiver[K, V] {
 		return &aggregateNode[K, V, VR]{name: name, tc: tc, table: table, keys: keys, keyTopic: tc.TopicName(topology.ChangelogTopic(store)), step: step}
 	}))
 }
@@ -171,7 +171,7 @@ func aggregateTable[K, V, VR any](g KGroupedTable[K, V], o *options, prefix stri
 	name := b.tableNodeName(o, prefix)
 	b.checkNil(name, checks...)
 	ok := b.addStore(name, fmt.Sprintf("node %q", name), dslStore(store, generated, o, g.ks, vs))
-	return tableOf(addStateful(in, name, store, ok, func(_ topology.TaskContext, table *tableStore[K, VR]) receiver[K, change[V]] {
+	return tableOf(addStateful(in, name, store, vs, ok, func(_ topology.TaskContext, table *tableStore[K, VR]) receiver[K, change[V]] {
 		return &tableAggregateNode[K, V, VR]{name: name, table: table, add: add, sub: sub}
 	}))
 }

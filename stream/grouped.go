@@ -25,7 +25,8 @@ import (
 //
 // Aggregations drop (debug log, skipped-records metric) input records with
 // a null key (reason "null_key") or a null value (a Tombstone record,
-// reason "null_value"), as Kafka Streams does. A key is null when its serde
+// reason "null_value"), as Kafka Streams does (it logs them at WARN
+// level; Runnel at DEBUG, since the metric counts them). A key is null when its serde
 // serializes it to nil, which among the built-in serdes only serde.Bytes
 // does (for a nil slice): serde.String writes "" as an empty, non-null key,
 // so a Kafka record with a null key read with serde.String is aggregated

@@ -47,6 +47,13 @@ func tableOf[K, V any](s KStream[K, change[V]]) KTable[K, V] {
 // counted (reason "null_key"). The table is materialized in a key-value
 // store that processes its own changes before they go downstream.
 //
+// Unlike Kafka Streams' table(topic) without Materialized, which keeps no
+// store and forwards every record, Runnel's table is always materialized
+// and, by default, cached: updates of a key collapse until the next commit,
+// and a tombstone for a key the table does not hold produces nothing
+// downstream. WithCachingDisabled forwards every update (and such
+// tombstones as deletions of nothing).
+//
 // Options: Named (the table source processor gets the name, its source
 // node the name plus "-source"; default KTABLE-SOURCE-<n> and
 // KSTREAM-SOURCE-<n>), WithOffsetReset, WithTimestampExtractor, Materialized
@@ -59,16 +66,17 @@ func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSer
 	store, generated := b.storeName(o, topic+"-")
 	src := addSource(b, b.suffixed(o.name, "-source", "SOURCE"), []string{topic}, nil, keySerde, valueSerde, o, true)
 	name := b.tableNodeName(o, "SOURCE")
-	return tableOf(addStateful(src, name, store, b.addStore(name, fmt.Sprintf("node %q", name), dslStore(store, generated, o, keySerde, valueSerde)),
+	return tableOf(addStateful(src, name, store, valueSerde, b.addStore(name, fmt.Sprintf("node %q", name), dslStore(store, generated, o, keySerde, valueSerde)),
 		func(_ topology.TaskContext, table *tableStore[K, V]) receiver[K, V] {
 			return &tableSourceNode[K, V]{name: name, table: table}
 		}))
 }
 
 // addStateful adds a processor named name under s that keeps a table in
-// store, connected to it when ok (false: the store was rejected and Build
-// fails anyway). newNode builds the node instance around the task's store.
-func addStateful[K, V, VR any](s KStream[K, V], name, store string, ok bool, newNode func(tc topology.TaskContext, table *tableStore[K, VR]) receiver[K, V]) KStream[K, change[VR]] {
+// store (values encoded by vs), connected to it when ok (false: the store
+// was rejected and Build fails anyway). newNode builds the node instance
+// around the task's store.
+func addStateful[K, V, VR any](s KStream[K, V], name, store string, vs serde.Serde[VR], ok bool, newNode func(tc topology.TaskContext, table *tableStore[K, VR]) receiver[K, V]) KStream[K, change[VR]] {
 	var stores []string
 	if ok {
 		stores = []string{store}
@@ -80,7 +88,7 @@ func addStateful[K, V, VR any](s KStream[K, V], name, store string, ok bool, new
 			if err != nil {
 				return nil, err
 			}
-			table, err := openTableStore(tc, store, to)
+			table, err := openTableStore(tc, store, vs, to)
 			if err != nil {
 				return nil, &topology.NodeError{Node: name, Err: err}
 			}
@@ -95,6 +103,13 @@ func addStateful[K, V, VR any](s KStream[K, V], name, store string, ok bool, new
 // pred sees both the new and the old value of every update. The result is
 // not materialized (store options are a build error). Options: Named
 // (default KTABLE-FILTER-<n>).
+//
+// Runnel always filters as Kafka Streams does when old values are sent
+// (downstream of it there is a table aggregation or a materialization): an
+// update is dropped when neither its new nor its old value matches. Kafka
+// Streams' plain filter().toStream() instead emits a tombstone for every
+// update that does not match, including rows that never matched; the
+// resulting table is the same.
 func (t KTable[K, V]) Filter(pred func(key K, value V) bool, opts ...Option) KTable[K, V] {
 	return t.filter(pred, true, opts)
 }
@@ -209,11 +224,14 @@ type tableStore[K, V any] struct {
 	kv     state.KeyValueStore[K, V]
 	to     []receiver[K, change[V]]
 	cached bool
+	// store and vs find values that serialize to null (uncached only).
+	store string
+	vs    serde.Serde[V]
 }
 
 // openTableStore gets the task's instance of store and installs the flush
 // listener that forwards its changes to the children.
-func openTableStore[K, V any](tc topology.TaskContext, store string, to []receiver[K, change[V]]) (*tableStore[K, V], error) {
+func openTableStore[K, V any](tc topology.TaskContext, store string, vs serde.Serde[V], to []receiver[K, change[V]]) (*tableStore[K, V], error) {
 	st, err := tc.Store(store)
 	if err != nil {
 		return nil, err
@@ -226,7 +244,7 @@ func openTableStore[K, V any](tc topology.TaskContext, store string, to []receiv
 	if !ok {
 		return nil, fmt.Errorf("store %q (%T) does not implement state.FlushListener", store, st)
 	}
-	t := &tableStore[K, V]{kv: kv, to: to}
+	t := &tableStore[K, V]{kv: kv, to: to, store: store, vs: vs}
 	t.cached = fl.SetFlushListener(func(f state.Flushed[K, V]) error {
 		c := change[V]{New: f.Value, Old: f.Old, HasNew: f.HasValue, HasOld: f.HasOld}
 		if err := forward(to, topology.Record[K, change[V]]{Key: f.Key, Value: c, Timestamp: f.Timestamp}); err != nil {
@@ -242,6 +260,18 @@ func openTableStore[K, V any](tc topology.TaskContext, store string, to []receiv
 // put writes the key's new value and, unless the store is cached, forwards
 // the change from old (hasOld false: the key had no value).
 func (t *tableStore[K, V]) put(key K, value, old V, hasOld bool, ts int64, headers []topology.Header) error {
+	if !t.cached {
+		// A value that serializes to null deletes the row (as a null
+		// aggregate does in Kafka Streams), which downstream must see as
+		// a deletion. The cache's flush listener sees it by itself.
+		b, err := t.vs.Serialize(t.store, value)
+		if err != nil {
+			return &state.StoreError{Store: t.store, Op: "encode value", Err: err}
+		}
+		if b == nil {
+			return t.delete(key, ts, headers)
+		}
+	}
 	if err := t.kv.Put(key, value); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -313,5 +314,55 @@ func TestTableNamesFollowKafkaStreams(t *testing.T) {
 	}
 	if n := topo.Node("users"); !slices.Equal(n.Stores, []string{"input-topic-STATE-STORE-0000000000"}) || n.Kind != topology.ProcessorKind {
 		t.Fatalf("table source processor = %+v, want a processor using the store", n)
+	}
+}
+
+// TestTableNullAggregateIsADelete: an aggregate that serializes to null
+// (a Bytes reducer returning nil when its group empties, as Kafka Streams
+// reducers return null) deletes the row, and downstream sees a deletion —
+// with and without the cache.
+func TestTableNullAggregateIsADelete(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
+			var cacheOpt []stream.Option
+			if !cached {
+				cacheOpt = append(cacheOpt, stream.WithCachingDisabled())
+			}
+			b := stream.NewBuilder()
+			rows := stream.Table(b, "rows", serde.String, serde.Bytes, cacheOpt...)
+			byGroup := stream.TableGroupBy(rows, func(_ string, v []byte) (string, []byte) { return "G", v }, serde.String, serde.Bytes)
+			sums := stream.ReduceTable(byGroup,
+				func(agg, v []byte) []byte { return append(slices.Clone(agg), v...) },
+				func(agg, v []byte) []byte {
+					if len(agg) <= len(v) {
+						return nil // the group is empty: null, as in Kafka Streams
+					}
+					return agg[:len(agg)-len(v)]
+				}, append([]stream.Option{stream.Materialized("sums")}, cacheOpt...)...)
+			stream.TableMapValues(sums, func(v []byte) int64 { return int64(len(v)) }).ToStream().To("lens", serde.String, serde.Int64)
+			d := drive(t, b)
+			in := streamtest.InputTopic(d, "rows", serde.String, serde.Bytes)
+			for _, kv := range []stream.KeyValue[string, []byte]{{"r1", []byte("x")}, {"r1", nil}, {"r1", []byte("y")}} {
+				if err := in.PipeRecord(topology.Record[string, []byte]{Key: kv.Key, Value: kv.Value, Tombstone: kv.Value == nil}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := int64Out(d, "lens").ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range got {
+				if r.Tombstone {
+					out = append(out, r.Key+"=null")
+				} else {
+					out = append(out, fmt.Sprintf("%s=%d", r.Key, r.Value))
+				}
+			}
+			want := []string{"G=1", "G=null", "G=1"}
+			if !slices.Equal(out, want) {
+				t.Errorf("output %v, want %v", out, want)
+			}
+		})
 	}
 }

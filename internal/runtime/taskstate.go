@@ -39,7 +39,7 @@ func (t *Task) openStores(sub *topology.Subtopology) error {
 		return fmt.Errorf("task %s: the topology has state stores but no state database is open", t.cfg.ID)
 	}
 	t.state = t.cfg.State.Task(t.cfg.ID.String())
-	t.cache = state.NewCache(t.cfg.CacheMaxBytes, func() int64 { return t.recordTime })
+	t.cache = state.NewCache(t.cfg.CacheMaxBytes, &t.recordTime)
 	t.stores = make(map[string]*taskStore, len(sub.Stores))
 	for _, spec := range sub.Stores {
 		st := &taskStore{spec: spec, position: -1}

@@ -96,7 +96,8 @@ func OutputTopic[K, V any](d *Driver, topic string, keySerde serde.Serde[K], val
 }
 
 // ReadRecord removes the oldest unread record of the topic and returns it
-// decoded, with its timestamp and headers. With no record left it returns an
+// decoded, with its timestamp and headers; a null value (a tombstone) is
+// returned as the zero value with Tombstone set. With no record left it returns an
 // error wrapping ErrNoRecord. A record that fails to decode is removed too,
 // and the serde's error is returned.
 func (o *Output[K, V]) ReadRecord() (topology.Record[K, V], error) {
@@ -115,7 +116,7 @@ func (o *Output[K, V]) ReadRecord() (topology.Record[K, V], error) {
 	if err != nil {
 		return topology.Record[K, V]{}, fmt.Errorf("streamtest: deserializing value of %s-0@%d: %w", o.topic, raw.Offset, err)
 	}
-	return topology.Record[K, V]{Key: key, Value: value, Timestamp: raw.Timestamp.UnixMilli(), Headers: slices.Clone(raw.Headers)}, nil
+	return topology.Record[K, V]{Key: key, Value: value, Timestamp: raw.Timestamp.UnixMilli(), Headers: slices.Clone(raw.Headers), Tombstone: raw.Value == nil}, nil
 }
 
 // ReadKeyValue is ReadRecord returning only the key and value.
