@@ -57,7 +57,7 @@ func taskOf(key []byte) (string, bool) {
 
 // DropTask deletes all state of task id, data and checkpoints, durably: how
 // an instance cleans up a task it no longer owns. The task must not be
-// open.
+// open, and the caller must not open it (DB.Task) while DropTask runs.
 func (db *DB) DropTask(id string) error {
 	db.mu.Lock()
 	if _, ok := db.mu.tasks[id]; ok {

@@ -625,3 +625,75 @@ func TestAppStateCleanup(t *testing.T) {
 		t.Fatalf("counts:\n got %v\nwant %v", got, truth)
 	}
 }
+
+// TestAppStateFlushFailureAtShutdown: a cache flush that fails at a commit
+// (a panic downstream, LogAndFail) fails the app, even when the app is
+// being stopped at that moment: the shutdown's final commit must not
+// commit the input whose change was lost.
+func TestAppStateFlushFailureAtShutdown(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("keyed", 1)
+	e.topic("key-counts", 1)
+	const appID = "flush-fail"
+	var run atomic.Pointer[e2eRun]
+	b := stream.NewBuilder()
+	grouped := stream.GroupByKey(stream.From(b, "keyed", serde.String, serde.String), serde.String, serde.String)
+	stream.Count(grouped, stream.Materialized("counts")).ToStream().
+		Peek(func(k string, _ int64) {
+			if k == "bad" {
+				run.Load().cancel() // stop the app while its commit fails
+				panic("bad key")
+			}
+		}).To("key-counts", serde.String, serde.Int64)
+	cfg, _ := e.config(appID)
+	app, err := stream.NewApp(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.produce(&kgo.Record{Topic: "keyed", Key: []byte("good"), Value: []byte("x")})
+	run.Store(e.start(app))
+	e.e2eWaitCommitted(appID, []string{"keyed"}, run.Load())
+	e.produce(&kgo.Record{Topic: "keyed", Key: []byte("bad"), Value: []byte("x")})
+	if err := run.Load().wait(t, 30*time.Second); err == nil || !strings.Contains(err.Error(), "bad key") {
+		t.Fatalf("Run = %v, want the flush failure", err)
+	}
+	if got := e.committed(appID, "keyed")[0]; got != 1 {
+		t.Errorf("committed offset %d, want 1: the failed change's input must not be committed", got)
+	}
+}
+
+// TestAppStateEvictionFailureHandledOnce: an error downstream of a cache
+// eviction inside a Put is handed to the processing error handler once;
+// when it says fail, the task fails without asking again.
+func TestAppStateEvictionFailureHandledOnce(t *testing.T) {
+	e := newE2E(t, time.Minute)
+	e.topic("keyed", 1)
+	e.topic("key-counts", 1)
+	const appID = "evict-fail"
+	b := stream.NewBuilder()
+	grouped := stream.GroupByKey(stream.From(b, "keyed", serde.String, serde.String), serde.String, serde.String)
+	stream.Count(grouped, stream.Materialized("counts")).ToStream().
+		Peek(func(k string, _ int64) {
+			if k == "a" {
+				panic("evicted a")
+			}
+		}).To("key-counts", serde.String, serde.Int64)
+	cfg, _ := e.config(appID)
+	cfg.CacheMaxBytes = 1 // every entry is evicted by the write that adds it
+	var calls atomic.Int32
+	cfg.ProcessingErrorHandler = func(topology.ErrorContext, error) topology.HandlerResponse {
+		calls.Add(1)
+		return topology.Fail
+	}
+	app, err := stream.NewApp(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.produce(&kgo.Record{Topic: "keyed", Key: []byte("a"), Value: []byte("x")})
+	if err := e.start(app).wait(t, 30*time.Second); err == nil || !strings.Contains(err.Error(), "evicted a") {
+		t.Fatalf("Run = %v, want the eviction failure", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler called %d times, want 1", n)
+	}
+}

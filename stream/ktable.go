@@ -264,11 +264,9 @@ func (t *tableStore[K, V]) put(key K, value, old V, hasOld bool, ts int64, heade
 		// A value that serializes to null deletes the row (as a null
 		// aggregate does in Kafka Streams), which downstream must see as
 		// a deletion. The cache's flush listener sees it by itself.
-		b, err := t.vs.Serialize(t.store, value)
-		if err != nil {
-			return &state.StoreError{Store: t.store, Op: "encode value", Err: err}
-		}
-		if b == nil {
+		// A serde error is left to Put, which makes it the store's
+		// sticky error.
+		if b, err := t.vs.Serialize(t.store, value); err == nil && b == nil {
 			return t.delete(key, ts, headers)
 		}
 	}

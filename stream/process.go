@@ -107,6 +107,7 @@ func (c *processorContext[K, V]) Forward(rec topology.Record[K, V]) error {
 			return err
 		}
 	}
+	defer c.tc.SwapRecordTime(c.tc.SwapRecordTime(rec.Timestamp))
 	return forward(c.to, rec)
 }
 
@@ -118,6 +119,7 @@ func (c *processorContext[K, V]) ForwardTo(child string, rec topology.Record[K, 
 	}
 	for i, ch := range c.children {
 		if ch.Name == child {
+			defer c.tc.SwapRecordTime(c.tc.SwapRecordTime(rec.Timestamp))
 			return c.to[i].process(rec)
 		}
 	}

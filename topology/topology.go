@@ -117,8 +117,15 @@ type TaskContext interface {
 	RecordMetadata() (md RecordMetadata, ok bool)
 	StreamTime() int64
 	// AdvanceStreamTime is called by sources with each record's timestamp
-	// before they forward it; stream time never goes backwards.
+	// before they forward it; stream time never goes backwards. It also
+	// sets the record time (see SwapRecordTime).
 	AdvanceStreamTime(ts int64)
+	// SwapRecordTime sets the timestamp of the record being processed,
+	// which changelog records and cached writes take, and returns the
+	// previous one. A processor forwarding a record with another timestamp
+	// sets it for its children and restores it after (Kafka Streams'
+	// record context).
+	SwapRecordTime(ts int64) int64
 	WallClockTime() time.Time
 	// Schedule registers a punctuator of the named node.
 	Schedule(node string, interval time.Duration, typ PunctuationType, fn Punctuator) (Cancellable, error)

@@ -86,7 +86,7 @@ type Runtime struct {
 	// repartition holds the full names of the repartition topics.
 	repartition map[string]bool
 	// released holds when each task was last closed here, for the state
-	// cleaner; started is when Run began. Guarded by mu.
+	// cleaner; started is when the runtime was created. Guarded by mu.
 	released map[string]time.Time
 	started  time.Time
 
@@ -355,7 +355,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 			r.mu.Unlock()
 			if err != nil {
 				r.cl.AllowRebalance()
-				if ctx.Err() != nil {
+				if ctx.Err() != nil && r.fatal() == nil {
 					// Cancelled mid-commit: a clean shutdown, whose final
 					// commit (not bound to ctx) redoes this one.
 					return nil
@@ -509,6 +509,7 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 	for _, w := range ws {
 		if w.restored {
 			if err := w.task.FlushCache(); err != nil {
+				r.fail(err) // the flush is half done: nothing may commit
 				return err
 			}
 		}
@@ -525,6 +526,7 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 	for _, w := range ws {
 		if w.restored {
 			if err := w.task.CommitState(); err != nil {
+				r.fail(err)
 				return err
 			}
 		}

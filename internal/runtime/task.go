@@ -63,17 +63,21 @@ type TaskConfig struct {
 // every node, a queue per input partition and the task's stream time. A Task
 // is not safe for concurrent use: one goroutine owns it.
 type Task struct {
-	cfg        TaskConfig
-	log        *slog.Logger
-	sources    map[string]topology.Source // by node name
-	byTopic    map[string]topology.Source // cache of source by full topic name
-	lifecycle  []namedLifecycle           // in topological order
-	queues     []*partitionQueue
-	streamTime int64
-	current    topology.RecordMetadata
-	inRecord   bool
-	puncts     []*punctuation
-	closed     bool
+	cfg       TaskConfig
+	log       *slog.Logger
+	sources   map[string]topology.Source // by node name
+	byTopic   map[string]topology.Source // cache of source by full topic name
+	lifecycle []namedLifecycle           // in topological order
+	// initialized counts the lifecycle nodes whose Init succeeded; only
+	// they are closed, as Kafka Streams never closes a processor it did
+	// not initialize.
+	initialized int
+	queues      []*partitionQueue
+	streamTime  int64
+	current     topology.RecordMetadata
+	inRecord    bool
+	puncts      []*punctuation
+	closed      bool
 	// recordTime is the timestamp of the record being processed, or the
 	// time of the punctuation running: changelog records and cached
 	// writes get it.
@@ -164,10 +168,11 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 // Init initializes the node instances in topological order. It runs after
 // Restore, as in Kafka Streams, so processors see restored stores in Init.
 func (t *Task) Init() error {
-	for _, l := range t.lifecycle {
+	for _, l := range t.lifecycle[t.initialized:] {
 		if err := l.lc.Init(); err != nil {
 			return fmt.Errorf("task %s: initializing node %q: %w", t.cfg.ID, l.node, err)
 		}
+		t.initialized++
 	}
 	return nil
 }
@@ -250,6 +255,9 @@ func (t *Task) process(rec *kgo.Record) error {
 	t.inRecord = false
 	if err == nil {
 		return nil
+	}
+	if errors.As(err, new(*handledError)) {
+		return err // the handler already said to fail
 	}
 	ectx := topology.ErrorContext{
 		Task: t.cfg.ID, Record: t.current, Valid: true,
@@ -370,7 +378,7 @@ func (t *Task) Close() error {
 	}
 	t.closed = true
 	var first error
-	for _, l := range t.lifecycle {
+	for _, l := range t.lifecycle[:t.initialized] {
 		if err := l.lc.Close(); err != nil && first == nil {
 			first = fmt.Errorf("task %s: closing: %w", t.cfg.ID, err)
 		}
@@ -403,6 +411,13 @@ func (t *Task) AdvanceStreamTime(ts int64) {
 	if ts > t.streamTime {
 		t.streamTime = ts
 	}
+}
+
+// SwapRecordTime implements topology.TaskContext.
+func (t *Task) SwapRecordTime(ts int64) int64 {
+	prev := t.recordTime
+	t.recordTime = ts
+	return prev
 }
 
 // WallClockTime implements topology.TaskContext.

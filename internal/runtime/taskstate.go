@@ -90,17 +90,30 @@ func (t *Task) Store(name string) (state.Store, error) {
 // the handler says to continue (logged and counted as skipped), else the
 // *topology.ProcessingError to fail with.
 func (t *Task) handleError(err error, what string) error {
+	if errors.As(err, new(*handledError)) {
+		return err // the handler already said to fail
+	}
 	err = t.processingError(err, t.inRecord)
 	var pe *topology.ProcessingError
 	errors.As(err, &pe)
 	ectx := topology.ErrorContext{Task: t.cfg.ID, Node: pe.Node, Record: pe.Record, Valid: pe.Valid, Timestamp: t.recordTime}
 	if t.cfg.OnProcessingError == nil || t.cfg.OnProcessingError(ectx, err) != topology.Continue {
-		return err
+		return &handledError{err}
 	}
 	t.log.Warn(what+" failed, continuing", "node", pe.Node, "err", err)
 	t.RecordSkipped("processing")
 	return nil
 }
+
+// handledError is an error the processing error handler has already said
+// to fail on. It may travel back up through a store (an eviction inside a
+// Put) and the nodes above it; the task then fails with it without asking
+// the handler again.
+type handledError struct{ err error }
+
+func (e *handledError) Error() string { return e.err.Error() }
+
+func (e *handledError) Unwrap() error { return e.err }
 
 // HandleFlushError implements topology.TaskContext.
 func (t *Task) HandleFlushError(err error) error { return t.handleError(err, "cache flush") }
