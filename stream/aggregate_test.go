@@ -258,6 +258,9 @@ func TestAggregationDropsNullKeysAndValues(t *testing.T) {
 	if got := logs.skipped(); !maps.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("skipped records by node = %v, want %v", got, want)
 	}
+	if nk, nv := d.SkippedRecords("null_key"), d.SkippedRecords("null_value"); nk != 2 || nv != 2 {
+		t.Errorf("SkippedRecords: null_key %d, null_value %d; want 2 and 2", nk, nv)
+	}
 }
 
 // TestCacheFlushErrorsGoToTheHandler: an error downstream of a cache flush
@@ -291,6 +294,9 @@ func TestCacheFlushErrorsGoToTheHandler(t *testing.T) {
 	}
 	pipeKVs(t, in, skv("a", "x"))
 	expectKVs(t, int64Out(d, "out"), i64("a", 1), i64("a", 4))
+	if n := d.SkippedRecords("processing"); n != 2 {
+		t.Errorf("SkippedRecords(processing) = %d, want 2", n)
+	}
 
 	d = drive(t, build())
 	in = strIn(d, "words")

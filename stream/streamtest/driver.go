@@ -93,6 +93,9 @@ type Driver struct {
 	// read their topics.
 	pending []delivery
 
+	// skipped counts skipped records by reason.
+	skipped map[string]int
+
 	// failed is the first error a handler said to fail on during the
 	// current call; dropDeadLetter suppresses the dead-letter record the
 	// task writes for that record (see handler).
@@ -125,6 +128,7 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 		topo:    t,
 		now:     cfg.StartTime,
 		offsets: map[string]int64{},
+		skipped: map[string]int{},
 		out:     map[string][]*kgo.Record{},
 	}
 	if len(t.Stores()) > 0 {
@@ -151,6 +155,7 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 			OnProcessingError:      d.handler(cfg.ProcessingErrorHandler),
 			DeadLetterTopic:        cfg.DeadLetterQueueTopic,
 			State:                  d.db,
+			OnSkip:                 func(reason string) { d.skipped[reason]++ },
 			CacheMaxBytes:          max(cacheBytes, 0),
 		})
 		if err != nil {
@@ -309,6 +314,13 @@ func (d *Driver) runAndCommit() error {
 	}
 	return nil
 }
+
+// SkippedRecords returns how many records the tasks skipped for reason:
+// "deserialization" or "processing" (a handler said continue),
+// "invalid_timestamp", "null_key" or "null_value" — what a running
+// application counts in runnel_records_skipped_total{reason}. Records
+// whose failure Pipe returned are not counted.
+func (d *Driver) SkippedRecords(reason string) int { return d.skipped[reason] }
 
 // KeyValueStore returns the named key-value store of the topology (Kafka
 // Streams' TopologyTestDriver.getKeyValueStore), to inspect or seed state
