@@ -35,11 +35,16 @@ type crashChildSpec struct {
 	// the child processes.
 	Counts   string
 	StateDir string
+	// CacheMaxBytes and PurgeInterval set Config.CacheMaxBytes and
+	// Config.RepartitionPurgeInterval; zero means the default.
+	CacheMaxBytes int64
+	PurgeInterval time.Duration
 }
 
-// TestCrashChild is the child process of TestAppCrashRecovery: a linesplit
-// application with a stateful count branch, at at-least-once with a 100ms
-// commit interval, running until SIGTERM (clean shutdown) or SIGKILL.
+// TestCrashChild is the child process of TestAppCrashRecovery and
+// TestAppStateChaos: a linesplit application with a stateful count branch,
+// at at-least-once with a 100ms commit interval, running until SIGTERM
+// (clean shutdown) or SIGKILL.
 func TestCrashChild(t *testing.T) {
 	raw := os.Getenv(crashChildEnv)
 	if raw == "" {
@@ -52,19 +57,17 @@ func TestCrashChild(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	b := stream.NewBuilder()
-	lines := stream.From(b, spec.Input, serde.String, serde.String)
-	words := stream.FlatMapValues(lines, strings.Fields)
-	words.To(spec.Output, serde.String, serde.String)
-	groups := stream.GroupBy(words, func(k, w string) string { return w[len(w)-1:] + "-" + k }, serde.String, serde.String)
-	stream.Count(groups, stream.Materialized("counts")).ToStream().To(spec.Counts, serde.String, serde.Int64)
+	crashTopology(b, spec)
 	app, err := stream.NewApp(b, stream.Config{
-		AppID:          spec.AppID,
-		Brokers:        spec.Brokers,
-		StateDir:       spec.StateDir,
-		Guarantee:      stream.AtLeastOnce,
-		CommitInterval: 100 * time.Millisecond,
-		ClientOpts:     e2eGroupOpts(),
-		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		AppID:                    spec.AppID,
+		Brokers:                  spec.Brokers,
+		StateDir:                 spec.StateDir,
+		Guarantee:                stream.AtLeastOnce,
+		CommitInterval:           100 * time.Millisecond,
+		ClientOpts:               e2eGroupOpts(),
+		Logger:                   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		CacheMaxBytes:            spec.CacheMaxBytes,
+		RepartitionPurgeInterval: spec.PurgeInterval,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +75,18 @@ func TestCrashChild(t *testing.T) {
 	if err := app.Run(ctx); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+}
+
+// crashTopology adds the child's application to b: the words of each
+// line to spec.Output, and their count per (word suffix, line key) in the
+// store "counts" to spec.Counts. Tests that check the child's state run it
+// in process too.
+func crashTopology(b *stream.Builder, spec crashChildSpec) {
+	lines := stream.From(b, spec.Input, serde.String, serde.String)
+	words := stream.FlatMapValues(lines, strings.Fields)
+	words.To(spec.Output, serde.String, serde.String)
+	groups := stream.GroupBy(words, func(k, w string) string { return w[len(w)-1:] + "-" + k }, serde.String, serde.String)
+	stream.Count(groups, stream.Materialized("counts")).ToStream().To(spec.Counts, serde.String, serde.Int64)
 }
 
 // crashChild is one run of the child process.
