@@ -140,19 +140,7 @@ func TestAppCrashRecovery(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("RUNNEL_CRASH_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("replay with RUNNEL_CRASH_SEED=%d", seed)
-		}
-	})
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng, seed := seededRand(t, "RUNNEL_CRASH_SEED")
 
 	e := newE2E(t, 3*time.Minute)
 	spec := crashChildSpec{Brokers: e.c.Brokers(), AppID: "crash-e2e", Input: "lines", Output: "words", Counts: "counts", StateDir: t.TempDir()}
@@ -326,4 +314,24 @@ func TestAppCrashRecovery(t *testing.T) {
 	}
 	t.Logf("seed %d: %d input lines, %d words, %d output records, %d duplicates after %d SIGKILLs; counts over the truth by %d in all",
 		seed, lines, len(words), len(out), len(out)-len(got), kills, over)
+}
+
+// seededRand returns a random source seeded from the environment variable
+// env (to replay a run) or the clock, and the seed, which is logged when
+// the test fails.
+func seededRand(t *testing.T, env string) (*rand.Rand, uint64) {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(env); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("replay with %s=%d", env, seed)
+		}
+	})
+	return rand.New(rand.NewPCG(seed, seed)), seed
 }

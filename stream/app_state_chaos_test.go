@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"regexp"
@@ -113,19 +112,7 @@ func TestAppStateChaos(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("RUNNEL_CHAOS_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("replay with RUNNEL_CHAOS_SEED=%d", seed)
-		}
-	})
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng, seed := seededRand(t, "RUNNEL_CHAOS_SEED")
 
 	e := newE2E(t, 2*time.Minute)
 	const appID = "chaos-e2e"
