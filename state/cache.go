@@ -222,7 +222,7 @@ func (cs *CachedStore) Get(key []byte) ([]byte, error) {
 	if e := cs.entries[string(key)]; e != nil {
 		c.unlinkLRU(e)
 		c.pushFront(e)
-		return cloneValue(e.value), nil
+		return bytes.Clone(e.value), nil
 	}
 	v, err := cs.below.Get(key)
 	if err != nil {
@@ -236,7 +236,7 @@ func (cs *CachedStore) Get(key []byte) ([]byte, error) {
 	if err := c.maybeEvict(); err != nil {
 		return nil, err
 	}
-	return cloneValue(v), nil
+	return bytes.Clone(v), nil
 }
 
 // Put caches a copy of key=value as a dirty entry. A nil value is Delete.
@@ -247,9 +247,7 @@ func (cs *CachedStore) Put(key, value []byte) error {
 	if !cs.Enabled() {
 		return cs.writeThrough(key, value)
 	}
-	v := make([]byte, len(value))
-	copy(v, value)
-	return cs.write(key, v)
+	return cs.write(key, bytes.Clone(value))
 }
 
 // Delete caches a delete of key, a dirty entry without value.
@@ -435,16 +433,6 @@ func (cs *CachedStore) Scan(lower, upper []byte, reverse bool, fn func(key, valu
 // not count entries not yet written down.
 func (cs *CachedStore) ApproximateNumEntries() (int64, error) {
 	return cs.below.ApproximateNumEntries()
-}
-
-// cloneValue copies v, keeping nil nil and empty non-nil.
-func cloneValue(v []byte) []byte {
-	if v == nil {
-		return nil
-	}
-	out := make([]byte, len(v))
-	copy(out, v)
-	return out
 }
 
 // bytesOf returns the bytes of s without copying. They must not be

@@ -129,25 +129,17 @@ func (s *pebbleStore) Scan(lower, upper []byte, reverse bool, fn func(key, value
 		}
 	}()
 	n := len(s.prefix)
+	first, next := it.First, it.Next
 	if reverse {
-		for valid := it.Last(); valid; valid = it.Prev() {
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return err
-			}
-			if !fn(it.Key()[n:], v) {
-				return nil
-			}
+		first, next = it.Last, it.Prev
+	}
+	for valid := first(); valid; valid = next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
 		}
-	} else {
-		for valid := it.First(); valid; valid = it.Next() {
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return err
-			}
-			if !fn(it.Key()[n:], v) {
-				return nil
-			}
+		if !fn(it.Key()[n:], v) {
+			return nil
 		}
 	}
 	return it.Error()

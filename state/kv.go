@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"errors"
 	"iter"
 
@@ -54,11 +55,7 @@ func (s *kvStore[K, V]) Err() error { return s.err }
 func (s *kvStore[K, V]) fail(op string, key []byte, err error) error {
 	se, ok := err.(*StoreError)
 	if !ok {
-		var k []byte
-		if key != nil {
-			k = append([]byte{}, key...)
-		}
-		se = &StoreError{Store: s.name, Key: k, Op: op, Err: err}
+		se = &StoreError{Store: s.name, Key: bytes.Clone(key), Op: op, Err: err}
 	}
 	if s.err == nil {
 		s.err = se
@@ -110,6 +107,11 @@ func (s *kvStore[K, V]) Put(key K, value V) error {
 	if err != nil {
 		return err
 	}
+	return s.put(kb, value)
+}
+
+// put stores value under the serialized key kb.
+func (s *kvStore[K, V]) put(kb []byte, value V) error {
 	vb, err := s.vs.Serialize(s.name, value)
 	if err != nil {
 		return s.fail("serialize value", kb, err)
@@ -131,7 +133,7 @@ func (s *kvStore[K, V]) PutIfAbsent(key K, value V) (V, bool, error) {
 	if err != nil || ok {
 		return existing, ok, err
 	}
-	return existing, false, s.Put(key, value)
+	return existing, false, s.put(kb, value)
 }
 
 // Delete removes key and returns the value it had (ok false: none).
@@ -189,7 +191,7 @@ func (s *kvStore[K, V]) Prefix(prefix K) iter.Seq2[K, V] {
 		if err != nil {
 			return
 		}
-		lower := append([]byte{}, p...)
+		lower := bytes.Clone(p)
 		s.scan(lower, prefixSuccessor(lower), false, yield)
 	}
 }

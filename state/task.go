@@ -41,9 +41,6 @@ func newTaskState(db *DB, id string) *TaskState {
 	return &TaskState{db: db, id: id, stores: make(map[string]taskStore)}
 }
 
-// ID returns the task id.
-func (ts *TaskState) ID() string { return ts.id }
-
 // Open returns the store name of the task, kept by engine (see Engine).
 // Opening a name again returns the same store. Open has no I/O: a
 // Persistent store sees whatever the database holds for it.

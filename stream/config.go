@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/runnel-dev/runnel/internal/runtime"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -181,12 +182,7 @@ func (c Config) withDefaults() Config {
 	case c.StateCleanupDelay < 0:
 		c.StateCleanupDelay = 0
 	}
-	switch {
-	case c.CacheMaxBytes == 0:
-		c.CacheMaxBytes = 10 << 20
-	case c.CacheMaxBytes < 0:
-		c.CacheMaxBytes = 0
-	}
+	c.CacheMaxBytes = runtime.CacheBytes(c.CacheMaxBytes)
 	return c
 }
 

@@ -501,10 +501,8 @@ func (t *Topology) InternalTopic(name string) (InternalTopic, bool) {
 func (t *Topology) Writers(topic string) []int {
 	var ids []int
 	if it, ok := t.InternalTopic(topic); ok && it.Kind == Changelog {
-		for name, sub := range t.storeSub {
-			if ChangelogTopic(name) == topic {
-				return []int{sub}
-			}
+		if sub, ok := t.storeSub[strings.TrimSuffix(topic, "-changelog")]; ok {
+			return []int{sub}
 		}
 	}
 	for _, n := range t.nodes {

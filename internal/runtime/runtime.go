@@ -117,12 +117,7 @@ func New(cfg Config) *Runtime {
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = 30 * time.Second
 	}
-	repartition := map[string]bool{}
-	for _, it := range cfg.Topology.InternalTopics() {
-		if it.Kind == topology.Repartition {
-			repartition[cfg.Topology.TopicName(cfg.AppID, it.Name)] = true
-		}
-	}
+	repartition := internalTopics(cfg, topology.Repartition)
 	produceCtx, cancelProduce := context.WithCancel(context.Background())
 	return &Runtime{
 		produceCtx:      produceCtx,
@@ -270,7 +265,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		return fmt.Errorf("runtime: creating client: %w", err)
 	}
 	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
-		changelogs: r.changelogTopics(), last: map[topicPartition]int64{}}
+		changelogs: internalTopics(r.cfg, topology.Changelog), last: map[topicPartition]int64{}}
 	close(r.ready) // the group may assign partitions as soon as the client exists
 	r.notify(r.cfg.OnRebalancing)
 
@@ -762,12 +757,12 @@ func (r *Runtime) cleanState(now time.Time) {
 	}
 }
 
-// changelogTopics returns the full names of the changelog topics.
-func (r *Runtime) changelogTopics() map[string]bool {
+// internalTopics returns the full names of the internal topics of a kind.
+func internalTopics(cfg Config, kind topology.InternalTopicKind) map[string]bool {
 	out := map[string]bool{}
-	for _, it := range r.cfg.Topology.InternalTopics() {
-		if it.Kind == topology.Changelog {
-			out[r.topicName(it.Name)] = true
+	for _, it := range cfg.Topology.InternalTopics() {
+		if it.Kind == kind {
+			out[cfg.Topology.TopicName(cfg.AppID, it.Name)] = true
 		}
 	}
 	return out

@@ -130,29 +130,36 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 		streamTime: -1,
 	}
 	sub := cfg.Topology.Subtopologies()[cfg.ID.Subtopology]
-	if err := t.openStores(sub); err != nil {
+	err := t.openStores(sub)
+	if err == nil {
+		err = t.build(sub)
+	}
+	if err != nil {
 		t.closeState()
 		return nil, err
 	}
+	return t, nil
+}
+
+// build makes the node instances of the subtopology, children first.
+func (t *Task) build(sub *topology.Subtopology) error {
 	instances := make(map[string]any, len(sub.Nodes))
 	for i := len(sub.Nodes) - 1; i >= 0; i-- { // children before parents
 		n := sub.Nodes[i]
-		names := cfg.Topology.Children(n.Name)
+		names := t.cfg.Topology.Children(n.Name)
 		children := make([]topology.Child, len(names))
 		for j, c := range names {
 			children[j] = topology.Child{Name: c, Instance: instances[c]}
 		}
 		inst, err := n.Make(t, children)
 		if err != nil {
-			t.closeState()
-			return nil, fmt.Errorf("task %s: building node %q: %w", cfg.ID, n.Name, err)
+			return fmt.Errorf("task %s: building node %q: %w", t.cfg.ID, n.Name, err)
 		}
 		instances[n.Name] = inst
 		if n.Kind == topology.SourceKind {
 			src, ok := inst.(topology.Source)
 			if !ok {
-				t.closeState()
-				return nil, fmt.Errorf("task %s: source node %q does not implement topology.Source", cfg.ID, n.Name)
+				return fmt.Errorf("task %s: source node %q does not implement topology.Source", t.cfg.ID, n.Name)
 			}
 			t.sources[n.Name] = src
 		}
@@ -162,7 +169,7 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 			t.lifecycle = append(t.lifecycle, namedLifecycle{n.Name, lc})
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // Init initializes the node instances in topological order. It runs after

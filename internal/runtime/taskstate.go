@@ -10,6 +10,19 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
+// CacheBytes returns the per-task record cache budget for a configured
+// value: 0 means Kafka Streams' default, 10 MiB; a negative value disables
+// the cache (0 bytes).
+func CacheBytes(configured int64) int64 {
+	switch {
+	case configured == 0:
+		return 10 << 20
+	case configured < 0:
+		return 0
+	}
+	return configured
+}
+
 // maxPendingBytes bounds a task's uncommitted state batch: past it the
 // task asks for an early commit, so the batch (held in memory until the
 // commit applies it) cannot grow without limit between commit intervals.
@@ -17,9 +30,8 @@ const maxPendingBytes = 64 << 20
 
 // taskStore is one state store of a task.
 type taskStore struct {
-	spec   *topology.StoreSpec
-	engine state.BytesStore // below the changelog and the cache
-	typed  state.Store      // what processors get
+	spec  *topology.StoreSpec
+	typed state.Store // what processors get
 	// changelog is the full name of the changelog topic ("" when not
 	// logged); written says the store wrote to it since the last commit.
 	changelog string
@@ -43,8 +55,7 @@ func (t *Task) openStores(sub *topology.Subtopology) error {
 	t.stores = make(map[string]*taskStore, len(sub.Stores))
 	for _, spec := range sub.Stores {
 		st := &taskStore{spec: spec, position: -1}
-		st.engine = t.state.Open(spec.Name, spec.Engine)
-		s := st.engine
+		s := t.state.Open(spec.Name, spec.Engine)
 		if spec.Logged {
 			st.changelog = t.TopicName(topology.ChangelogTopic(spec.Name))
 			s = state.Logged(s, func(key, value []byte) error { return t.logChange(st, key, value) })
@@ -160,7 +171,7 @@ func (t *Task) CommitState() error {
 			}
 			st.position, st.written = max(st.position, last+1), false
 		}
-		if st.position >= 0 && st.spec.Engine == state.Persistent {
+		if st.position >= 0 { // Commit ignores in-memory stores' checkpoints
 			checkpoints[st.spec.Name] = st.position
 		}
 	}

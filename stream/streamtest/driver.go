@@ -59,9 +59,6 @@ type Config struct {
 	CacheMaxBytes int64
 }
 
-// defaultCacheMaxBytes is Kafka Streams' cache.max.bytes.buffering default.
-const defaultCacheMaxBytes = 10 << 20
-
 // Driver runs a topology synchronously: one task per subtopology, every topic
 // with one partition, a controllable wall clock and captured output.
 //
@@ -138,10 +135,7 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 		}
 		d.db = db
 	}
-	cacheBytes := cfg.CacheMaxBytes
-	if cacheBytes == 0 {
-		cacheBytes = defaultCacheMaxBytes
-	}
+	cacheBytes := runtime.CacheBytes(cfg.CacheMaxBytes)
 	p := producer{d}
 	for _, sub := range t.Subtopologies() {
 		task, err := runtime.NewTask(runtime.TaskConfig{
@@ -156,7 +150,7 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 			DeadLetterTopic:        cfg.DeadLetterQueueTopic,
 			State:                  d.db,
 			OnSkip:                 func(reason string) { d.skipped[reason]++ },
-			CacheMaxBytes:          max(cacheBytes, 0),
+			CacheMaxBytes:          cacheBytes,
 		})
 		if err != nil {
 			d.Close()
