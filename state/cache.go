@@ -44,10 +44,8 @@ type Cache struct {
 	evicting bool // an eviction loop runs: nested writes leave eviction to it
 }
 
-// NewCache returns a record cache of at most maxBytes (see Cache). maxBytes
-// <= 0 disables caching: Wrap then returns pass-through stores that write
-// every change down at once (calling their listener), so callers have one
-// code path either way.
+// NewCache returns a record cache of at most maxBytes (see Cache);
+// maxBytes must be positive (a task without caching wraps no store).
 //
 // clock points at the task's record time. The cache reads it as the time
 // of each write (Flushed's Timestamp), and while it writes an entry down it
@@ -81,15 +79,10 @@ func (e *entry) size() int64 { return int64(len(e.key)+len(e.value)) + CacheEntr
 // Wrap returns s behind the cache. Stores are flushed in the order they
 // were wrapped.
 func (c *Cache) Wrap(s BytesStore) *CachedStore {
-	cs := &CachedStore{c: c, below: s}
-	if c.enabled() {
-		cs.entries = make(map[string]*entry)
-	}
+	cs := &CachedStore{c: c, below: s, entries: make(map[string]*entry)}
 	c.stores = append(c.stores, cs)
 	return cs
 }
-
-func (c *Cache) enabled() bool { return c.maxBytes > 0 }
 
 func (c *Cache) now() int64 {
 	if c.clock == nil {
@@ -205,19 +198,12 @@ func (cs *CachedStore) SetListener(fn func(key, value, old []byte, ts int64) err
 	cs.listener = fn
 }
 
-// Enabled reports whether the cache caches (maxBytes > 0); when not, writes
-// go down at once.
-func (cs *CachedStore) Enabled() bool { return cs.entries != nil }
-
 // Name returns the name of the store below.
 func (cs *CachedStore) Name() string { return cs.below.Name() }
 
 // Get returns a copy of the value of key. On a miss it reads the store
 // below and caches what it read, a clean entry (absence included).
 func (cs *CachedStore) Get(key []byte) ([]byte, error) {
-	if !cs.Enabled() {
-		return cs.below.Get(key)
-	}
 	c := cs.c
 	if e := cs.entries[string(key)]; e != nil {
 		c.unlinkLRU(e)
@@ -244,17 +230,11 @@ func (cs *CachedStore) Put(key, value []byte) error {
 	if value == nil {
 		return cs.Delete(key)
 	}
-	if !cs.Enabled() {
-		return cs.writeThrough(key, value)
-	}
 	return cs.write(key, bytes.Clone(value))
 }
 
 // Delete caches a delete of key, a dirty entry without value.
 func (cs *CachedStore) Delete(key []byte) error {
-	if !cs.Enabled() {
-		return cs.writeThrough(key, nil)
-	}
 	return cs.write(key, nil)
 }
 
@@ -309,26 +289,16 @@ func (cs *CachedStore) unlinkDirty(e *entry) {
 }
 
 // writeDown writes entry e (just unlinked from the dirty list) to the store
-// below and calls the listener. e's state is updated before the listener
-// runs, as the listener may write to the cache again.
+// below and calls the listener, reading the old value below first unless
+// the entry remembers it. e's state is updated before the listener runs,
+// as the listener may write to the cache again.
 func (cs *CachedStore) writeDown(e *entry) error {
-	old, oldKnown := e.old, e.oldKnown
+	key, value, ts, old, oldKnown := bytesOf(e.key), e.value, e.ts, e.old, e.oldKnown
 	e.old, e.oldKnown = nil, false
 	if clock := cs.c.clock; clock != nil {
 		defer func(saved int64) { *clock = saved }(*clock)
-		*clock = e.ts
+		*clock = ts
 	}
-	return cs.writeBelow(bytesOf(e.key), e.value, old, oldKnown, e.ts)
-}
-
-// writeThrough is Put and Delete of a disabled cache.
-func (cs *CachedStore) writeThrough(key, value []byte) error {
-	return cs.writeBelow(key, value, nil, false, cs.c.now())
-}
-
-// writeBelow puts (or, for a nil value, deletes) key in the store below and
-// tells the listener, reading the old value first unless oldKnown.
-func (cs *CachedStore) writeBelow(key, value, old []byte, oldKnown bool, ts int64) error {
 	if cs.listener != nil && !oldKnown {
 		var err error
 		if old, err = cs.below.Get(key); err != nil {
@@ -361,9 +331,6 @@ type cachedKV struct {
 // entries as they were when it started: writes fn makes are not seen.
 // Scanning does not count as use for eviction.
 func (cs *CachedStore) Scan(lower, upper []byte, reverse bool, fn func(key, value []byte) bool) error {
-	if !cs.Enabled() {
-		return cs.below.Scan(lower, upper, reverse, fn)
-	}
 	if lower != nil && upper != nil && bytes.Compare(lower, upper) >= 0 {
 		return nil
 	}

@@ -220,7 +220,7 @@ func TestCacheFlushOrder(t *testing.T) {
 func TestCacheListenerWrites(t *testing.T) {
 	db, _ := openMem(t)
 	ts := db.Task("0_0")
-	for _, maxBytes := range []int64{1 << 20, 2 * (CacheEntryOverhead + 8), 0} {
+	for _, maxBytes := range []int64{1 << 20, 2 * (CacheEntryOverhead + 8), 1} {
 		t.Run(fmt.Sprint(maxBytes), func(t *testing.T) {
 			c := NewCache(maxBytes, nil)
 			name := fmt.Sprint("up", maxBytes)
@@ -262,30 +262,13 @@ func TestCacheListenerWrites(t *testing.T) {
 	}
 }
 
-func TestCacheDisabled(t *testing.T) {
-	cs, below, rec, clock := newCached(t, 0)
-	if cs.Enabled() {
-		t.Fatal("Enabled with maxBytes 0")
-	}
-	*clock = 5
-	mustPut(t, cs, "a", "1")
-	mustPut(t, cs, "a", "2")
-	mustDelete(t, cs, "a")
-	check(t, "listener", rec.take(), []string{"a=1 old=- ts=5", "a=2 old=1 ts=5", "a=- old=2 ts=5"})
-	check(t, "store ops", below.takeOps(), []string{"get a", "put a=1", "get a", "put a=2", "get a", "delete a"})
-	if err := cs.c.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	check(t, "listener after Flush", rec.take(), nil)
-}
-
 // TestCacheModel runs random operations on cached stores of both engines
 // with caches small enough to evict, checking Get and Scan (both
 // directions, random bounds) against a map, and the listener's stream
 // (values and old values) against a model of what is below.
 func TestCacheModel(t *testing.T) {
 	for _, engine := range engines {
-		for _, maxBytes := range []int64{0, 4 * (CacheEntryOverhead + 4), 1 << 20} {
+		for _, maxBytes := range []int64{1, 4 * (CacheEntryOverhead + 4), 1 << 20} {
 			t.Run(fmt.Sprintf("%s/%d", engine, maxBytes), func(t *testing.T) {
 				db, _ := openMem(t)
 				ts := db.Task("0_0")

@@ -23,9 +23,8 @@ var errNilKey = errors.New("key serialized to null")
 // they are deserialized, so serde.Bytes results stay valid.
 //
 // The view is not safe for concurrent use. SetFlushListener reports cached
-// (and installs the listener) only when s is a *CachedStore whose cache is
-// enabled; otherwise every write goes down at once and the caller forwards
-// changes itself.
+// (and installs the listener) only when s is a *CachedStore; otherwise
+// every write goes down at once and the caller forwards changes itself.
 func NewKeyValueStore[K, V any](s BytesStore, ks serde.Serde[K], vs serde.Serde[V]) KeyValueStore[K, V] {
 	return &kvStore[K, V]{s: s, name: s.Name(), ks: ks, vs: vs}
 }
@@ -247,12 +246,12 @@ func (s *kvStore[K, V]) ApproximateNumEntries() (int64, error) {
 
 // SetFlushListener installs fn on the cache of the store, decoding each
 // flushed write, and reports true; it does nothing and reports false when
-// the store is not behind an enabled cache. Decode errors are returned to
+// the store is not behind a cache. Decode errors are returned to
 // the flush and kept as the sticky Err; fn's errors are returned as they
 // are.
 func (s *kvStore[K, V]) SetFlushListener(fn func(Flushed[K, V]) error) (cached bool) {
 	cs, ok := s.s.(*CachedStore)
-	if !ok || !cs.Enabled() {
+	if !ok {
 		return false
 	}
 	cs.SetListener(func(key, value, old []byte, ts int64) error {

@@ -25,7 +25,6 @@ var layouts = []layout{
 	{name: "in-memory/cache", engine: InMemory, cached: true, cacheBytes: 1 << 20},
 	// Room for about three entries: most writes evict.
 	{name: "persistent/tiny-cache", engine: Persistent, cached: true, cacheBytes: 3 * (CacheEntryOverhead + 8)},
-	{name: "persistent/disabled-cache", engine: Persistent, cached: true, cacheBytes: 0},
 }
 
 // testStore is a store built by a layout.

@@ -51,7 +51,9 @@ func (t *Task) openStores(sub *topology.Subtopology) error {
 		return fmt.Errorf("task %s: the topology has state stores but no state database is open", t.cfg.ID)
 	}
 	t.state = t.cfg.State.Task(t.cfg.ID.String())
-	t.cache = state.NewCache(t.cfg.CacheMaxBytes, &t.recordTime)
+	if t.cfg.CacheMaxBytes > 0 {
+		t.cache = state.NewCache(t.cfg.CacheMaxBytes, &t.recordTime)
+	}
 	t.stores = make(map[string]*taskStore, len(sub.Stores))
 	for _, spec := range sub.Stores {
 		st := &taskStore{spec: spec, position: -1}
@@ -60,7 +62,7 @@ func (t *Task) openStores(sub *topology.Subtopology) error {
 			st.changelog = t.TopicName(topology.ChangelogTopic(spec.Name))
 			s = state.Logged(s, func(key, value []byte) error { return t.logChange(st, key, value) })
 		}
-		if spec.Caching {
+		if spec.Caching && t.cache != nil {
 			s = t.cache.Wrap(s)
 		}
 		st.typed = spec.Wrap(s)
