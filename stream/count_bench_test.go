@@ -46,59 +46,16 @@ var (
 //	go test ./stream -run '^$' -bench CountEndToEnd -benchtime 1x -count 3
 func BenchmarkCountEndToEnd(b *testing.B) {
 	n, keys := *countRecords, *countKeys
-	c := kafkatest.StartT(b)
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer admCl.Close()
-	adm := kadm.NewClient(admCl)
-	ctx := context.Background()
-
-	var raw, runnel phaseStats
-	for i := 0; i < b.N; i++ {
-		in := fmt.Sprintf("count-in-%d", i)
-		rawOut, runnelOut := fmt.Sprintf("count-raw-out-%d", i), fmt.Sprintf("count-runnel-out-%d", i)
-		for _, t := range []string{in, rawOut, runnelOut} {
-			if err := c.CreateTopic(ctx, t, pipePartitions, nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := produceKeyed(ctx, c, in, n, keys); err != nil {
-			b.Fatal(err)
-		}
-		appID := "count-runnel-" + in
-		runRaw := func() error {
-			return raw.measure(n, func(done func()) error {
-				return rawCount(ctx, c.Brokers(), "count-raw-"+in, in, rawOut, n, done)
-			})
-		}
-		runRunnel := func() error {
-			return runnel.measure(n, func(done func()) error {
-				return runnelCount(ctx, c, b.TempDir(), appID, in, runnelOut, done)
-			})
-		}
-		first, second := runRaw, runRunnel
-		if i%2 == 1 {
-			first, second = runRunnel, runRaw
-		}
-		if err := first(); err != nil {
-			b.Fatal(err)
-		}
-		if err := second(); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := adm.DeleteTopics(ctx, in, rawOut, runnelOut, appID+"-counts-changelog"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(runnel.elapsed.Nanoseconds())/float64(b.N), "ns/op")
-	rawRate, runnelRate := raw.rate(), runnel.rate()
-	b.ReportMetric(rawRate, "raw-records/s")
-	b.ReportMetric(runnelRate, "records/s")
-	b.ReportMetric(runnelRate/rawRate, "ratio")
-	b.ReportMetric(raw.allocsPerRecord(), "raw-allocs/record")
-	b.ReportMetric(runnel.allocsPerRecord(), "allocs/record")
+	runEndToEnd(b, n, "count", endToEnd{
+		produce: func(ctx context.Context, c *kafkatest.Cluster, in string) error { return produceKeyed(ctx, c, in, n, keys) },
+		raw: func(ctx context.Context, c *kafkatest.Cluster, in, out string, done func()) error {
+			return rawCount(ctx, c.Brokers(), "count-raw-"+in, in, out, n, done)
+		},
+		runnel: func(ctx context.Context, c *kafkatest.Cluster, _ *kadm.Client, in, out string, done func()) error {
+			return runnelCount(ctx, c, b.TempDir(), "count-runnel-"+in, in, out, done)
+		},
+		extraTopics: func(in string) []string { return []string{"count-runnel-" + in + "-counts-changelog"} },
+	})
 }
 
 // produceKeyed writes n 100-byte records whose keys cycle through keys

@@ -51,6 +51,36 @@ const (
 //	go test ./stream -run '^$' -bench PipeEndToEnd -benchtime 3x -count 3 [-pipe.records N]
 func BenchmarkPipeEndToEnd(b *testing.B) {
 	n := *pipeRecords
+	runEndToEnd(b, n, "pipe", endToEnd{
+		produce: func(ctx context.Context, c *kafkatest.Cluster, in string) error { return produceInput(ctx, c, in, n) },
+		raw: func(ctx context.Context, c *kafkatest.Cluster, in, out string, done func()) error {
+			return rawPipe(ctx, c.Brokers(), "pipe-raw-"+in, in, out, n, done)
+		},
+		runnel: func(ctx context.Context, c *kafkatest.Cluster, adm *kadm.Client, in, out string, done func()) error {
+			return runnelPipe(ctx, adm, c.Brokers(), "pipe-runnel-"+in, in, out, n, done)
+		},
+	})
+}
+
+// endToEnd is what an end-to-end benchmark runs in each round: it
+// produces the input to in, and runs the raw baseline and Runnel, each
+// writing its own output topic and calling done when its phase is over.
+type endToEnd struct {
+	produce func(ctx context.Context, c *kafkatest.Cluster, in string) error
+	raw     func(ctx context.Context, c *kafkatest.Cluster, in, out string, done func()) error
+	runnel  func(ctx context.Context, c *kafkatest.Cluster, adm *kadm.Client, in, out string, done func()) error
+	// extraTopics are topics a round leaves behind besides its input and
+	// outputs (e.g. changelogs), deleted with them.
+	extraTopics func(in string) []string
+}
+
+// runEndToEnd runs b.N rounds of n records on an embedded broker: each
+// creates the topics "<name>-in-<i>", "<name>-raw-out-<i>" and
+// "<name>-runnel-out-<i>", produces the input, measures both phases
+// (alternating which goes first) and deletes the topics; then it reports
+// ns/op (Runnel's), raw-records/s, records/s, ratio and both
+// allocs/record.
+func runEndToEnd(b *testing.B, n int, name string, e endToEnd) {
 	c := kafkatest.StartT(b)
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
 	if err != nil {
@@ -62,25 +92,21 @@ func BenchmarkPipeEndToEnd(b *testing.B) {
 
 	var raw, runnel phaseStats
 	for i := 0; i < b.N; i++ {
-		in := fmt.Sprintf("pipe-in-%d", i)
-		rawOut, runnelOut := fmt.Sprintf("pipe-raw-out-%d", i), fmt.Sprintf("pipe-runnel-out-%d", i)
+		in := fmt.Sprintf("%s-in-%d", name, i)
+		rawOut, runnelOut := fmt.Sprintf("%s-raw-out-%d", name, i), fmt.Sprintf("%s-runnel-out-%d", name, i)
 		for _, t := range []string{in, rawOut, runnelOut} {
 			if err := c.CreateTopic(ctx, t, pipePartitions, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if err := produceInput(ctx, c, in, n); err != nil {
+		if err := e.produce(ctx, c, in); err != nil {
 			b.Fatal(err)
 		}
 		runRaw := func() error {
-			return raw.measure(n, func(done func()) error {
-				return rawPipe(ctx, c.Brokers(), "pipe-raw-"+in, in, rawOut, n, done)
-			})
+			return raw.measure(n, func(done func()) error { return e.raw(ctx, c, in, rawOut, done) })
 		}
 		runRunnel := func() error {
-			return runnel.measure(n, func(done func()) error {
-				return runnelPipe(ctx, adm, c.Brokers(), "pipe-runnel-"+in, in, runnelOut, n, done)
-			})
+			return runnel.measure(n, func(done func()) error { return e.runnel(ctx, c, adm, in, runnelOut, done) })
 		}
 		first, second := runRaw, runRunnel
 		if i%2 == 1 {
@@ -93,7 +119,11 @@ func BenchmarkPipeEndToEnd(b *testing.B) {
 			b.Fatal(err)
 		}
 		// kfake keeps topics in memory: free them before the next round.
-		if _, err := adm.DeleteTopics(ctx, in, rawOut, runnelOut); err != nil {
+		topics := []string{in, rawOut, runnelOut}
+		if e.extraTopics != nil {
+			topics = append(topics, e.extraTopics(in)...)
+		}
+		if _, err := adm.DeleteTopics(ctx, topics...); err != nil {
 			b.Fatal(err)
 		}
 	}
