@@ -47,7 +47,9 @@ var (
 func BenchmarkCountEndToEnd(b *testing.B) {
 	n, keys := *countRecords, *countKeys
 	runEndToEnd(b, n, "count", endToEnd{
-		produce: func(ctx context.Context, c *kafkatest.Cluster, in string) error { return produceKeyed(ctx, c, in, n, keys) },
+		produce: func(ctx context.Context, c *kafkatest.Cluster, in string) error {
+			return produceKeyed(ctx, c, in, n, keys)
+		},
 		raw: func(ctx context.Context, c *kafkatest.Cluster, in, out string, done func()) error {
 			return rawCount(ctx, c.Brokers(), "count-raw-"+in, in, out, n, done)
 		},
