@@ -3,7 +3,6 @@ package stream_test
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -113,16 +112,7 @@ func runnelCount(ctx context.Context, c *kafkatest.Cluster, stateDir, appID, in,
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- app.Run(runCtx) }()
-	waitErr := kafkatest.WaitFor(ctx, func() (bool, error) {
-		select {
-		case err := <-runErr:
-			runErr <- err
-			return false, fmt.Errorf("runnel count: Run returned early: %v", err)
-		default:
-		}
+	return runUntil(ctx, app, func() (bool, error) {
 		offs, err := c.CommittedOffsets(ctx, appID, in)
 		if err != nil {
 			return false, err
@@ -130,12 +120,7 @@ func runnelCount(ctx context.Context, c *kafkatest.Cluster, stateDir, appID, in,
 		done := true
 		ends.Each(func(o kadm.ListedOffset) { done = done && offs[o.Partition] >= o.Offset })
 		return done, nil
-	})
-	if waitErr == nil {
-		finished()
-	}
-	stop()
-	return errors.Join(waitErr, <-runErr)
+	}, finished)
 }
 
 // BenchmarkRestore restores a store from a changelog of -restore.records

@@ -276,16 +276,7 @@ func runnelPipe(ctx context.Context, adm *kadm.Client, brokers []string, appID, 
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- app.Run(runCtx) }()
-	waitErr := kafkatest.WaitFor(ctx, func() (bool, error) {
-		select {
-		case err := <-runErr:
-			runErr <- err // for the final receive
-			return false, fmt.Errorf("runnel pipe: Run returned early: %v", err)
-		default:
-		}
+	return runUntil(ctx, app, func() (bool, error) {
 		ends, err := adm.ListEndOffsets(ctx, out)
 		if err != nil {
 			return false, err
@@ -293,6 +284,24 @@ func runnelPipe(ctx context.Context, adm *kadm.Client, brokers []string, appID, 
 		var total int64
 		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
 		return total >= int64(n), nil
+	}, finished)
+}
+
+// runUntil runs app until cond holds (checked every few ms), calls
+// finished, then stops the app and returns the errors of the wait and of
+// Run. A Run that returns before cond holds fails the wait.
+func runUntil(ctx context.Context, app *stream.App, cond func() (bool, error), finished func()) error {
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- app.Run(runCtx) }()
+	waitErr := kafkatest.WaitFor(ctx, func() (bool, error) {
+		select {
+		case err := <-runErr:
+			runErr <- err // for the final receive
+			return false, fmt.Errorf("Run returned early: %v", err)
+		default:
+		}
+		return cond()
 	})
 	if waitErr == nil {
 		finished()
