@@ -41,12 +41,15 @@ type crashChildSpec struct {
 	// Config.RepartitionPurgeInterval; zero means the default.
 	CacheMaxBytes int64
 	PurgeInterval time.Duration
+	// Guarantee sets Config.Guarantee (default AtLeastOnce); InstanceID
+	// Config.InstanceID.
+	Guarantee  stream.Guarantee
+	InstanceID string
 }
 
-// TestCrashChild is the child process of TestAppCrashRecovery and
-// TestAppStateChaos: a linesplit application with a stateful count branch,
-// at at-least-once with a 100ms commit interval, running until SIGTERM
-// (clean shutdown) or SIGKILL.
+// TestCrashChild is the child process of the crash tests: a linesplit
+// application with a stateful count branch, at spec.Guarantee with a 100ms
+// commit interval, running until SIGTERM (clean shutdown) or SIGKILL.
 func TestCrashChild(t *testing.T) {
 	raw := os.Getenv(crashChildEnv)
 	if raw == "" {
@@ -64,7 +67,8 @@ func TestCrashChild(t *testing.T) {
 		AppID:                    spec.AppID,
 		Brokers:                  spec.Brokers,
 		StateDir:                 spec.StateDir,
-		Guarantee:                stream.AtLeastOnce,
+		Guarantee:                spec.Guarantee,
+		InstanceID:               spec.InstanceID,
 		CommitInterval:           100 * time.Millisecond,
 		ClientOpts:               e2eGroupOpts(),
 		Logger:                   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),

@@ -25,8 +25,10 @@ const (
 	// acknowledged, so a crash may reprocess (duplicate) but never lose
 	// records. The default.
 	AtLeastOnce Guarantee = iota
-	// ExactlyOnce is Kafka's read-process-write transactions (KIP-447). Not
-	// implemented yet: NewApp rejects it.
+	// ExactlyOnce is Kafka's read-process-write transactions (KIP-447):
+	// each commit puts the outputs, the state stores' changelog records
+	// and the input offsets in one transaction, and local state is
+	// updated only once it committed. See the README's "Exactly-once".
 	ExactlyOnce
 )
 
@@ -97,9 +99,32 @@ type Config struct {
 	// Guarantee is the processing guarantee. Default AtLeastOnce.
 	// (processing.guarantee.)
 	Guarantee Guarantee
-	// CommitInterval is how often offsets are committed. Default 30s under
-	// AtLeastOnce. (commit.interval.ms.)
+	// CommitInterval is how often offsets are committed (and, under
+	// ExactlyOnce, transactions). Default 30s under AtLeastOnce, 100ms
+	// under ExactlyOnce: output becomes visible to read_committed
+	// consumers only at a commit. (commit.interval.ms.)
 	CommitInterval time.Duration
+	// InstanceID names this instance among the application's instances:
+	// under ExactlyOnce its transactional id is "<AppID>-<InstanceID>".
+	// Each running instance needs its own: two with the same id fence
+	// each other's transactions. Default: an id generated on first start
+	// and kept next to the state directory (StateDir/AppID.instance-id),
+	// which is locked while the instance runs, so an instance restarted on
+	// the same directory keeps its id and at once aborts the transaction
+	// its previous run left open. Letters, digits, '.', '_' and '-'.
+	InstanceID string
+	// TransactionTimeout is how long a transaction may stay open before
+	// the broker aborts it (ExactlyOnce): after a crash, the partitions
+	// the crashed instance wrote to are blocked for read_committed readers
+	// until its transaction is aborted, by its own restart or by this
+	// timeout. Must be longer than CommitInterval. Default 10s, as Kafka
+	// Streams sets under exactly-once. (transaction.timeout.ms.)
+	TransactionTimeout time.Duration
+	// StateStoreUncommittedMaxBytes bounds the state writes a task holds
+	// in memory between commits (its Pebble batch): past it the task asks
+	// for an early commit. Default 64 MiB.
+	// (statestore.uncommitted.max.bytes, KIP-892.)
+	StateStoreUncommittedMaxBytes int64
 	// ClientOpts are extra franz-go options appended to Runnel's own for
 	// every client, e.g. kgo.SASL, kgo.DialTLSConfig, kgo.ProducerLinger.
 	// Options that change group membership, consumed topics, offset
@@ -158,6 +183,12 @@ func (c Config) withDefaults() Config {
 			c.CommitInterval = 100 * time.Millisecond
 		}
 	}
+	if c.TransactionTimeout == 0 {
+		c.TransactionTimeout = 10 * time.Second
+	}
+	if c.StateStoreUncommittedMaxBytes == 0 {
+		c.StateStoreUncommittedMaxBytes = runtime.DefaultMaxUncommittedStateBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -208,12 +239,23 @@ func (c Config) validate() error {
 	switch c.Guarantee {
 	case AtLeastOnce:
 	case ExactlyOnce:
-		bad("Guarantee", "exactly_once is not implemented yet; use AtLeastOnce")
 	default:
 		bad("Guarantee", "unknown value %d", int(c.Guarantee))
 	}
 	if c.CommitInterval < 0 {
 		bad("CommitInterval", "negative duration %v", c.CommitInterval)
+	}
+	if c.InstanceID != "" && !topology.ValidName(c.InstanceID) {
+		bad("InstanceID", "%q may only contain letters, digits, '.', '_' and '-'", c.InstanceID)
+	}
+	if c.TransactionTimeout < 0 {
+		bad("TransactionTimeout", "negative duration %v", c.TransactionTimeout)
+	}
+	if d := c.withDefaults(); c.Guarantee == ExactlyOnce && d.TransactionTimeout <= d.CommitInterval {
+		bad("TransactionTimeout", "%v must be longer than CommitInterval (%v), or every transaction times out", d.TransactionTimeout, d.CommitInterval)
+	}
+	if c.StateStoreUncommittedMaxBytes < 0 {
+		bad("StateStoreUncommittedMaxBytes", "negative value %d", c.StateStoreUncommittedMaxBytes)
 	}
 	if c.RepartitionPurgeInterval < 0 {
 		bad("RepartitionPurgeInterval", "negative duration %v", c.RepartitionPurgeInterval)

@@ -41,7 +41,7 @@ func Parse(defaults Flags) Flags {
 	flag.StringVar(&f.StateDir, "state-dir", "", "state directory (default: a temporary directory)")
 	flag.StringVar(&f.Input, "input", f.Input, "input topic")
 	flag.StringVar(&f.Output, "output", f.Output, "output topic")
-	flag.StringVar(&f.Guarantee, "guarantee", "at_least_once", "processing guarantee: at_least_once (exactly_once is not implemented yet: NewApp rejects it)")
+	flag.StringVar(&f.Guarantee, "guarantee", "at_least_once", "processing guarantee: at_least_once or exactly_once")
 	flag.IntVar(&f.Partitions, "partitions", 3, "partitions of the topics this program creates")
 	flag.Parse()
 	return f

@@ -14,6 +14,7 @@ type Metrics struct {
 	produced         prometheus.Counter
 	productionErrors prometheus.Counter
 	commits          prometheus.Counter
+	aborts           prometheus.Counter
 	tasks            prometheus.Gauge
 	restored         prometheus.Counter
 }
@@ -37,12 +38,14 @@ func NewMetrics(reg prometheus.Registerer, appID string) (*Metrics, error) {
 			Help: "Records that failed to produce."}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_commits_total",
 			Help: "Successful commits."}),
+		aborts: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_transactions_aborted_total",
+			Help: "Transactions aborted (exactly-once): their records are processed again."}),
 		tasks: prometheus.NewGauge(prometheus.GaugeOpts{Name: "runnel_tasks",
 			Help: "Tasks assigned to this instance."}),
 		restored: prometheus.NewCounter(prometheus.CounterOpts{Name: "runnel_restored_records_total",
 			Help: "Changelog records applied to local state stores while restoring."}),
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.skipped, m.produced, m.productionErrors, m.commits, m.tasks, m.restored} {
+	for _, c := range []prometheus.Collector{m.processed, m.skipped, m.produced, m.productionErrors, m.commits, m.aborts, m.tasks, m.restored} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: registering metrics of %q: %w", appID, err)
 		}

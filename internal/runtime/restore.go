@@ -18,11 +18,18 @@ type changelogReader struct{ r *Runtime }
 var _ Changelogs = changelogReader{}
 
 // Bounds implements Changelogs: the log start offset and the last stable
-// offset (the high watermark unless transactions are open). A changelog
-// created moments ago may not be known to every broker yet, so errors are
-// retried for up to boundsTimeout.
+// offset, once no transaction is open on the partition (the last stable
+// offset then equals the high watermark). A changelog created moments ago
+// may not be known to every broker yet, so errors are retried for up to
+// boundsTimeout, or the transaction timeout and 10s if longer.
+//
+// Waiting out open transactions matters under exactly-once: the task's
+// previous owner may have died (or hang as a zombie) mid-transaction; its
+// transaction ends in an abort at the transaction timeout, or in a commit
+// whose changelog records restoration must not miss, since the group's
+// offsets then include the records that produced them.
 func (c changelogReader) Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, boundsTimeout)
+	ctx, cancel := context.WithTimeout(ctx, max(boundsTimeout, c.r.cfg.TransactionTimeout+10*time.Second))
 	defer cancel()
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		if start, end, err = c.bounds(ctx, topic, partition); err == nil {
@@ -54,10 +61,21 @@ func (c changelogReader) bounds(ctx context.Context, topic string, partition int
 	if err != nil {
 		return 0, 0, fmt.Errorf("listing end offsets: %w", err)
 	}
+	hwms, err := c.r.adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = hwms.Error()
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing end offsets: %w", err)
+	}
 	s, ok1 := starts.Lookup(topic, partition)
 	e, ok2 := ends.Lookup(topic, partition)
-	if !ok1 || !ok2 {
+	h, ok3 := hwms.Lookup(topic, partition)
+	if !ok1 || !ok2 || !ok3 {
 		return 0, 0, fmt.Errorf("partition %d of %s not found", partition, topic)
+	}
+	if e.Offset < h.Offset {
+		return 0, 0, fmt.Errorf("a transaction is open on partition %d of %s (last stable offset %d, high watermark %d)", partition, topic, e.Offset, h.Offset)
 	}
 	return s.Offset, e.Offset, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -60,14 +61,29 @@ type Config struct {
 	// StateCleanupDelay is how long the local state of a task this
 	// instance does not own is kept before it is deleted (0: kept).
 	StateCleanupDelay time.Duration
+	// ExactlyOnce makes every commit one Kafka transaction holding the
+	// outputs, the changelog records and the input offsets (KIP-447);
+	// every consumer then reads committed records only.
+	ExactlyOnce bool
+	// InstanceID names the instance in its transactional id,
+	// "<AppID>-<InstanceID>"; "" means the id kept next to StateDir.
+	InstanceID string
+	// TransactionTimeout is the producer's transaction timeout.
+	TransactionTimeout time.Duration
+	// MaxUncommittedStateBytes bounds each task's uncommitted state (0:
+	// DefaultMaxUncommittedStateBytes).
+	MaxUncommittedStateBytes int64
 }
 
 // Runtime runs a topology as one member of the application's consumer
 // group. Run is its whole lifecycle.
 type Runtime struct {
-	cfg  Config
-	log  *slog.Logger
-	cl   *kgo.Client
+	cfg Config
+	log *slog.Logger
+	cl  *kgo.Client
+	// sess wraps cl under exactly-once (nil otherwise): it ends
+	// transactions, aborting those a rebalance interrupted.
+	sess *kgo.GroupTransactSession
 	adm  *kadm.Client
 	db   *state.DB // nil for stateless topologies
 	prod *kafkaProducer
@@ -90,7 +106,6 @@ type Runtime struct {
 	released map[string]time.Time
 	started  time.Time
 
-	ready           chan struct{} // closed once cl and prod are set
 	commitRequested chan struct{} // cap 1
 	room            chan struct{} // cap 1; a full worker worked its buffer down (see waitForRoom)
 	failed          chan struct{} // closed by fail
@@ -130,7 +145,6 @@ func New(cfg Config) *Runtime {
 		repartition:     repartition,
 		released:        map[string]time.Time{},
 		started:         time.Now(),
-		ready:           make(chan struct{}),
 		commitRequested: make(chan struct{}, 1),
 		room:            make(chan struct{}, 1),
 		failed:          make(chan struct{}),
@@ -198,7 +212,9 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 // done or a task fails. On ctx cancellation it finishes the current
 // records, flushes, commits, closes the tasks and leaves the group, and
 // returns nil; on failure it returns the error without committing the
-// failed work.
+// failed work. Under exactly-once, a transaction that fails beyond an
+// abort (a fenced producer, exhausted retries) closes every task without
+// committing, and Run rejoins the group with a new client.
 func (r *Runtime) Run(ctx context.Context) error {
 	defer r.cancelProduce()
 	if len(r.cfg.Topology.Stores()) > 0 {
@@ -213,6 +229,20 @@ func (r *Runtime) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	txnID := ""
+	if r.cfg.ExactlyOnce {
+		id := r.cfg.InstanceID
+		if id == "" {
+			var lock io.Closer
+			var err error
+			if id, lock, err = stateDirInstanceID(r.cfg.StateFS, r.cfg.StateDir); err != nil {
+				return err
+			}
+			defer lock.Close()
+		}
+		txnID = r.cfg.AppID + "-" + id
+		r.log = r.log.With("transactional_id", txnID)
+	}
 	topics, subOf := r.subscription()
 	r.subOf = subOf
 	bal := &balancer{subOf: subOf}
@@ -224,10 +254,6 @@ func (r *Runtime) Run(ctx context.Context) error {
 		kgo.Balancers(bal),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
-			bal.setOwned(assigned) // for sticky assignment at the next rebalance
-			r.onAssigned(ctx, cl, assigned)
-		}),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
 		kgo.RecordPartitioner(newPartitioner()),
@@ -246,6 +272,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *topology.Node) bool { return n.Pattern != nil }) {
 		opts = append(opts, kgo.ConsumeRegex())
 	}
+	if txnID != "" {
+		opts = append(opts, kgo.TransactionalID(txnID), kgo.TransactionTimeout(r.cfg.TransactionTimeout),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
 	// The admin client learns about the internal topics it creates; a
 	// short metadata age lets it find them soon after.
 	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log}), kgo.MetadataMinAge(250 * time.Millisecond)}, r.cfg.ClientOpts...)...)
@@ -260,16 +290,22 @@ func (r *Runtime) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	r.cl, err = kgo.NewClient(append(opts, r.cfg.ClientOpts...)...)
-	if err != nil {
-		return fmt.Errorf("runtime: creating client: %w", err)
+	for {
+		if err := r.connect(opts, bal); err != nil {
+			return err
+		}
+		r.notify(r.cfg.OnRebalancing)
+		err = r.poll(ctx)
+		var rejoin *rejoinError
+		if !errors.As(err, &rejoin) || ctx.Err() != nil || r.fatal() != nil {
+			break
+		}
+		r.log.Warn("transaction failed: closing the tasks without committing and rejoining with a new producer", "err", err)
+		r.mu.Lock()
+		r.closeWorkersLocked(context.Background(), false)
+		r.mu.Unlock()
+		r.cl.Close()
 	}
-	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
-		changelogs: internalTopics(r.cfg, topology.Changelog), last: map[topicPartition]int64{}}
-	close(r.ready) // the group may assign partitions as soon as the client exists
-	r.notify(r.cfg.OnRebalancing)
-
-	err = r.poll(ctx)
 	if err != nil || r.fatal() != nil {
 		r.notify(r.cfg.OnFailing)
 	}
@@ -279,6 +315,55 @@ func (r *Runtime) Run(ctx context.Context) error {
 		err = r.fatal()
 	}
 	return err
+}
+
+// rejoinError is a transaction failure that a new client recovers from:
+// Run closes every task without committing and joins the group again.
+type rejoinError struct{ err error }
+
+func (e *rejoinError) Error() string { return e.err.Error() }
+func (e *rejoinError) Unwrap() error { return e.err }
+
+// errAborted reports a transaction Kafka aborted (a rebalance, a fenced
+// group generation, an abortable error): its records will be processed
+// again from the last commit.
+var errAborted = errors.New("runtime: transaction aborted")
+
+// connect creates the group client (a transactional session under
+// exactly-once) and its producer. The group may assign partitions as soon
+// as the client exists; the assignment callback waits until both are set.
+func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
+	ready := make(chan struct{})
+	opts = append(opts, kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+		bal.setOwned(assigned) // for sticky assignment at the next rebalance
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
+		if r.assign(assigned) {
+			r.notify(r.cfg.OnRunning) // outside r.mu: it calls user code
+		}
+	}))
+	opts = append(opts, r.cfg.ClientOpts...)
+	var err error
+	if r.cfg.ExactlyOnce {
+		if r.sess, err = kgo.NewGroupTransactSession(opts...); err == nil {
+			r.cl = r.sess.Client()
+			if err = r.sess.Begin(); err != nil {
+				r.cl.Close()
+			}
+		}
+	} else {
+		r.cl, err = kgo.NewClient(opts...)
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: creating client: %w", err)
+	}
+	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
+		changelogs: internalTopics(r.cfg, topology.Changelog), last: map[topicPartition]int64{}}
+	close(ready)
+	return nil
 }
 
 // applyOffsetResets starts partitions without a committed offset where
@@ -347,6 +432,10 @@ func (r *Runtime) poll(ctx context.Context) error {
 		if commitNow {
 			r.mu.Lock()
 			err := r.commitLocked(ctx, r.workerList())
+			if errors.Is(err, errAborted) {
+				r.restartTasksLocked()
+				err = nil
+			}
 			r.mu.Unlock()
 			if err != nil {
 				r.cl.AllowRebalance()
@@ -489,10 +578,12 @@ func (r *Runtime) workerList() []*worker {
 }
 
 // commitLocked brings every worker to a barrier between records, flushes
-// the record caches and the producer, makes the tasks' state durable and
-// commits the workers' consumed offsets. Records that failed to produce
-// and state that failed to persist fail the commit, so their inputs are
-// never committed. REQUIRES: r.mu held.
+// the record caches and the producer, and commits: the tasks' state is
+// made durable and the workers' consumed offsets committed (at-least-once),
+// or the transaction is committed first (exactly-once, see
+// commitTransaction). Records that failed to produce and state that failed
+// to persist fail the commit, so their inputs are never committed.
+// REQUIRES: r.mu held.
 func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 	for _, w := range ws {
 		w.mu.Lock()
@@ -513,18 +604,7 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		return fmt.Errorf("runtime: flushing produced records: %w", err)
 	}
 	if err := r.fatal(); err != nil {
-		return err
-	}
-	// Local state is made durable before the offsets are committed: a
-	// crash in between reprocesses input over state that already holds
-	// it (at-least-once), never the reverse.
-	for _, w := range ws {
-		if w.restored {
-			if err := w.task.CommitState(); err != nil {
-				r.fail(err)
-				return err
-			}
-		}
+		return err // a record failed to produce
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, w := range ws {
@@ -536,6 +616,18 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 				offsets[topic][p] = o
 			}
 		}
+	}
+	if r.sess != nil {
+		if err := r.commitTransaction(offsets); err != nil {
+			return err
+		}
+		return r.commitStates(ws)
+	}
+	// Local state is made durable before the offsets are committed: a
+	// crash in between reprocesses input over state that already holds
+	// it (at-least-once), never the reverse.
+	if err := r.commitStates(ws); err != nil {
+		return err
 	}
 	if len(offsets) == 0 {
 		return nil
@@ -560,6 +652,27 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		r.log.Warn("offset commit failed; records since the last commit will be processed again", "err", commitErr)
 		return nil
 	}
+	r.committed(offsets)
+	return nil
+}
+
+// commitStates makes the restored tasks' state durable: each task's batch
+// and changelog checkpoints in one atomic write. A failure fails the app.
+func (r *Runtime) commitStates(ws []*worker) error {
+	for _, w := range ws {
+		if w.restored {
+			if err := w.task.CommitState(); err != nil {
+				r.fail(err)
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// committed counts a successful commit and remembers the committed
+// offsets of repartition topics for purging.
+func (r *Runtime) committed(offsets map[string]map[int32]kgo.EpochOffset) {
 	r.cfg.Metrics.commits.Inc()
 	for topic, ps := range offsets {
 		if r.repartition[topic] {
@@ -568,7 +681,73 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 			}
 		}
 	}
+}
+
+// commitTransaction commits the open transaction, which holds every
+// record produced since the last commit (outputs and changelogs), with the
+// consumed offsets and the group's generation (KIP-447: a zombie whose
+// generation is stale cannot commit). The caller then applies the tasks'
+// state batches: a crash in between leaves local state at the previous
+// transaction, and restoration replays the committed changelog tail. It
+// begins the next transaction before returning, so tasks always produce
+// into an open one. It returns errAborted when Kafka aborted the
+// transaction, and a *rejoinError when the producer cannot go on (fenced,
+// or out of retries). REQUIRES: workers at the barrier, producer flushed.
+func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset) error {
+	// End's context must not be cancelled while the commit is in flight
+	// (its outcome would be unknown); closeTimeout bounds it instead.
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	ctx = kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		setTxnOffsets(req, offsets)
+		return nil
+	})
+	committed, err := r.sess.End(ctx, kgo.TryCommit)
+	if err != nil {
+		return &rejoinError{fmt.Errorf("runtime: ending the transaction: %w", err)}
+	}
+	if err := r.sess.Begin(); err != nil {
+		return &rejoinError{fmt.Errorf("runtime: beginning a transaction: %w", err)}
+	}
+	if !committed {
+		r.cfg.Metrics.aborts.Inc()
+		r.log.Info("transaction aborted; the records since the last commit will be processed again")
+		return errAborted
+	}
+	r.committed(offsets)
 	return nil
+}
+
+// setTxnOffsets makes req commit offsets, the positions the tasks have
+// processed up to, instead of franz-go's default: everything polled, which
+// includes records still queued in the tasks.
+func setTxnOffsets(req *kmsg.TxnOffsetCommitRequest, offsets map[string]map[int32]kgo.EpochOffset) {
+	ids := map[string][16]byte{}
+	for _, t := range req.Topics {
+		ids[t.Topic] = t.TopicID
+	}
+	req.Topics = req.Topics[:0]
+	for topic, ps := range offsets {
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic, rt.TopicID = topic, ids[topic]
+		for p, o := range ps {
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o.Offset, o.Epoch
+			rp.Metadata = &req.MemberID
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+}
+
+// restartTasksLocked closes every task without committing and opens it
+// again, after an aborted transaction: its state goes back to the last
+// commit (the batch is discarded; restoration replays nothing or the
+// committed tail), as its input does (the aborting session rewound the
+// consumer to the committed offsets). REQUIRES: r.mu held.
+func (r *Runtime) restartTasksLocked() {
+	assigned := r.closeWorkersLocked(context.Background(), false)
+	r.assignLocked(assigned)
 }
 
 // purgeRepartitionTopics deletes the records of repartition topics below
@@ -593,18 +772,6 @@ func (r *Runtime) purgeRepartitionTopics(ctx context.Context) {
 	}
 }
 
-// onAssigned creates a task for each assigned task id and starts it.
-func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
-	select {
-	case <-r.ready:
-	case <-ctx.Done():
-		return
-	}
-	if r.assign(assigned) {
-		r.notify(r.cfg.OnRunning) // outside r.mu: it calls user code
-	}
-}
-
 // assign starts the tasks of the assigned partitions and reports whether it
 // did.
 func (r *Runtime) assign(assigned map[string][]int32) bool {
@@ -613,6 +780,11 @@ func (r *Runtime) assign(assigned map[string][]int32) bool {
 	if r.closing || r.fatal() != nil {
 		return false
 	}
+	return r.assignLocked(assigned)
+}
+
+// assignLocked is assign with r.mu held.
+func (r *Runtime) assignLocked(assigned map[string][]int32) bool {
 	for topic, ps := range assigned {
 		sub, ok := r.subOf(topic)
 		if !ok {
@@ -641,14 +813,21 @@ func (r *Runtime) assign(assigned map[string][]int32) bool {
 }
 
 // onRevoked stops every task at a record boundary, commits their work and
-// closes them (the protocol is eager: everything is revoked).
+// closes them (the protocol is eager: everything is revoked). Under
+// exactly-once a transaction cannot end inside the group's callback, so
+// the tasks are closed without committing and the poll loop is asked to
+// end the transaction, which the session aborts: the new owners process
+// those records again, from the last commit.
 func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
 	r.notifyRebalancing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
 	defer cancel()
-	r.closeWorkersLocked(ctx, r.fatal() == nil)
+	r.closeWorkersLocked(ctx, r.fatal() == nil && r.sess == nil)
+	if r.sess != nil {
+		r.requestCommit()
+	}
 }
 
 // onLost closes every task without committing: another member may already
@@ -658,6 +837,9 @@ func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, _ map[string][]int3
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closeWorkersLocked(ctx, false)
+	if r.sess != nil {
+		r.requestCommit()
+	}
 }
 
 // notifyRebalancing reports a rebalance, unless the revocation comes from
@@ -688,17 +870,29 @@ func (r *Runtime) shutdown(err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	r.closeWorkersLocked(ctx, err == nil && r.fatal() == nil)
+	if r.sess != nil {
+		// Whatever the closing tasks produced since the last commit is
+		// aborted now rather than at the transaction timeout, so readers
+		// of these partitions (read_committed) are not held back.
+		if _, err := r.sess.End(ctx, kgo.TryAbort); err != nil {
+			r.log.Warn("aborting the open transaction", "err", err)
+		}
+	}
 }
 
 // closeWorkersLocked stops all workers, commits their work if commit is
-// set, and closes their tasks. REQUIRES: r.mu held.
-func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) {
+// set, and closes their tasks. It returns the partitions they had.
+// REQUIRES: r.mu held.
+func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) map[string][]int32 {
 	ws := r.workerList()
 	for _, w := range ws {
 		w.stopAndWait()
 	}
 	if commit && len(ws) > 0 {
-		if err := r.commitLocked(ctx, ws); err != nil {
+		err := r.commitLocked(ctx, ws)
+		if errors.Is(err, errAborted) {
+			r.log.Warn("the last transaction was aborted; its records will be processed again")
+		} else if err != nil {
 			r.fail(err)
 		}
 	}
@@ -718,6 +912,7 @@ func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) {
 		r.cl.ResumeFetchPartitions(resume)
 	}
 	r.cfg.Metrics.tasks.Set(0)
+	return resume
 }
 
 // cleanState deletes the local state of the tasks this instance has not

@@ -47,8 +47,11 @@ type TaskConfig struct {
 	// ("deserialization", "processing" or "invalid_timestamp").
 	OnSkip func(reason string)
 	// OnCommitRequest is called when a processor asks for a commit, and
-	// when the uncommitted state grows past maxPendingBytes.
+	// when the uncommitted state grows past MaxUncommittedStateBytes.
 	OnCommitRequest func()
+	// MaxUncommittedStateBytes bounds the task's uncommitted state batch:
+	// past it the task asks for an early commit (0: DefaultMaxUncommittedStateBytes).
+	MaxUncommittedStateBytes int64
 	// State holds the task's persistent stores; required when the
 	// subtopology has stores.
 	State *state.DB
@@ -121,6 +124,9 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxUncommittedStateBytes <= 0 {
+		cfg.MaxUncommittedStateBytes = DefaultMaxUncommittedStateBytes
 	}
 	t := &Task{
 		cfg:        cfg,
@@ -240,7 +246,7 @@ func (t *Task) ProcessNext() (bool, error) {
 		if err := t.storeErr(); err != nil {
 			return false, err
 		}
-		if !t.commitAsked && t.state.PendingBytes() > maxPendingBytes {
+		if !t.commitAsked && int64(t.state.PendingBytes()) > t.cfg.MaxUncommittedStateBytes {
 			t.commitAsked = true
 			t.RequestCommit()
 		}

@@ -23,10 +23,12 @@ func CacheBytes(configured int64) int64 {
 	return configured
 }
 
-// maxPendingBytes bounds a task's uncommitted state batch: past it the
-// task asks for an early commit, so the batch (held in memory until the
-// commit applies it) cannot grow without limit between commit intervals.
-const maxPendingBytes = 64 << 20
+// DefaultMaxUncommittedStateBytes is the default bound of a task's
+// uncommitted state batch: past it the task asks for an early commit, so
+// the batch (held in memory until the commit applies it) cannot grow
+// without limit between commit intervals. (Kafka Streams, KIP-892:
+// statestore.uncommitted.max.bytes, 64 MiB.)
+const DefaultMaxUncommittedStateBytes = 64 << 20
 
 // taskStore is one state store of a task.
 type taskStore struct {

@@ -59,11 +59,12 @@ func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
 		State: r.db, CacheMaxBytes: r.cfg.CacheMaxBytes,
 		OnRestored: func(n int) { r.cfg.Metrics.restored.Add(float64(n)) },
 		AppID:      r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
-		OnDeserializationError: r.cfg.OnDeserializationError,
-		OnProcessingError:      r.cfg.OnProcessingError,
-		DeadLetterTopic:        r.cfg.DeadLetterTopic,
-		OnSkip:                 func(reason string) { r.cfg.Metrics.skipped.WithLabelValues(reason).Inc() },
-		OnCommitRequest:        r.requestCommit,
+		OnDeserializationError:   r.cfg.OnDeserializationError,
+		OnProcessingError:        r.cfg.OnProcessingError,
+		DeadLetterTopic:          r.cfg.DeadLetterTopic,
+		OnSkip:                   func(reason string) { r.cfg.Metrics.skipped.WithLabelValues(reason).Inc() },
+		OnCommitRequest:          r.requestCommit,
+		MaxUncommittedStateBytes: r.cfg.MaxUncommittedStateBytes,
 	})
 	if err != nil {
 		return nil, err
