@@ -297,6 +297,10 @@ func TestNewAppConfigErrors(t *testing.T) {
 		{"unknown guarantee", stream.Config{AppID: "a", Brokers: []string{"h:1"}, Guarantee: 7}, []string{"Config.Guarantee"}},
 		{"negative commit interval", stream.Config{AppID: "a", Brokers: []string{"h:1"}, CommitInterval: -time.Second}, []string{"Config.CommitInterval"}},
 		{"negative buffer", stream.Config{AppID: "a", Brokers: []string{"h:1"}, MaxBufferedRecordsPerPartition: -1}, []string{"Config.MaxBufferedRecordsPerPartition"}},
+		{"bad instance id", stream.Config{AppID: "a", Brokers: []string{"h:1"}, InstanceID: "host/1"}, []string{"Config.InstanceID"}},
+		{"negative transaction timeout", stream.Config{AppID: "a", Brokers: []string{"h:1"}, TransactionTimeout: -time.Second}, []string{"Config.TransactionTimeout"}},
+		{"transaction timeout below the commit interval", stream.Config{AppID: "a", Brokers: []string{"h:1"}, Guarantee: stream.ExactlyOnce, CommitInterval: 30 * time.Second}, []string{"Config.TransactionTimeout", "CommitInterval"}},
+		{"negative uncommitted bound", stream.Config{AppID: "a", Brokers: []string{"h:1"}, StateStoreUncommittedMaxBytes: -1}, []string{"Config.StateStoreUncommittedMaxBytes"}},
 		{"all at once", stream.Config{Brokers: []string{"nohost"}, Guarantee: 9, CommitInterval: -1, MaxBufferedRecordsPerPartition: -5},
 			[]string{"Config.AppID", "Config.Brokers", "Config.Guarantee", "Config.CommitInterval", "Config.MaxBufferedRecordsPerPartition"}},
 	}
