@@ -17,6 +17,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/kafkatest"
 	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -137,23 +138,20 @@ func runDemo(ex Example, f Flags, b *stream.Builder, cfg stream.Config) error {
 	runCtx, stopApp := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- app.Run(runCtx) }()
-	waitErr := kafkatest.WaitFor(ctx, func() (bool, error) {
-		select {
-		case err := <-done:
-			done <- err
-			return false, fmt.Errorf("app stopped early: %v", err)
-		default:
+	// Done once every record of the input, then of each repartition topic
+	// (filled by the input's processing), is committed.
+	topics := []string{f.Input}
+	for _, it := range app.Topology().InternalTopics() {
+		if it.Kind == topology.Repartition {
+			topics = append(topics, app.Topology().TopicName(f.AppID, it.Name))
 		}
-		offsets, err := cluster.CommittedOffsets(ctx, f.AppID, f.Input)
-		if err != nil {
-			return false, err
+	}
+	var waitErr error
+	for _, topic := range topics {
+		if waitErr = waitCommitted(ctx, cluster, f.AppID, topic, done); waitErr != nil {
+			break
 		}
-		var sum int64
-		for _, o := range offsets {
-			sum += o
-		}
-		return sum >= int64(len(ex.Input)), nil
-	})
+	}
 	stopApp()
 	if err := <-done; err != nil {
 		return errors.Join(waitErr, err)
@@ -170,6 +168,39 @@ func runDemo(ex Example, f Flags, b *stream.Builder, cfg stream.Config) error {
 	}
 	ex.Print(out)
 	return nil
+}
+
+// waitCommitted waits until group has committed every record of topic
+// present when it is called: the offset one past each partition's last
+// data record (under exactly-once a transaction marker follows it, which
+// committed offsets never pass). It fails if the app stops first.
+func waitCommitted(ctx context.Context, cluster *kafkatest.Cluster, group, topic string, done chan error) error {
+	recs, err := cluster.ReadAll(ctx, topic)
+	if err != nil {
+		return err
+	}
+	ends := map[int32]int64{}
+	for _, r := range recs {
+		ends[r.Partition] = r.Offset + 1
+	}
+	return kafkatest.WaitFor(ctx, func() (bool, error) {
+		select {
+		case err := <-done:
+			done <- err
+			return false, fmt.Errorf("app stopped early: %v", err)
+		default:
+		}
+		offsets, err := cluster.CommittedOffsets(ctx, group, topic)
+		if err != nil {
+			return false, err
+		}
+		for p, end := range ends {
+			if offsets[p] < end {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 func printKeyValues(out []*kgo.Record) {
