@@ -304,12 +304,14 @@ func (r *Runtime) Run(ctx context.Context) error {
 		r.mu.Lock()
 		r.closeWorkersLocked(context.Background(), false)
 		r.mu.Unlock()
+		r.cl.AllowRebalance()
 		r.cl.Close()
 	}
 	if err != nil || r.fatal() != nil {
 		r.notify(r.cfg.OnFailing)
 	}
 	r.shutdown(err)
+	r.cl.AllowRebalance()
 	r.cl.Close() // leaves the group; revocation finds no tasks left
 	if err == nil {
 		err = r.fatal()
@@ -430,6 +432,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 		default:
 		}
 		if commitNow {
+			r.blockRebalances()
 			r.mu.Lock()
 			err := r.commitLocked(ctx, r.workerList())
 			if errors.Is(err, errAborted) {
@@ -455,6 +458,21 @@ func (r *Runtime) poll(ctx context.Context) error {
 		}
 		r.cl.AllowRebalance()
 	}
+}
+
+// blockRebalances keeps the group from rebalancing until the next
+// AllowRebalance, so that commits never run concurrently with the group's
+// callbacks: a poll with a cancelled context returns at once but, with
+// kgo.BlockRebalanceOnPoll, counts as a poll whose records are being
+// processed (a poll that returned nothing does not). Under exactly-once
+// this prevents a deadlock: the transactional session's revocation
+// callback holds the lock that ending a transaction needs while it calls
+// onRevoked, which waits for r.mu. It waits for a rebalance in progress to
+// finish, so it must not be called with r.mu held.
+func (r *Runtime) blockRebalances() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.cl.PollRecords(ctx, 1)
 }
 
 // dispatch hands fetched records to their tasks.
@@ -862,6 +880,7 @@ const closeTimeout = 30 * time.Second
 // shutdown stops and closes all tasks, committing their work unless err
 // (or an earlier failure) says the run failed.
 func (r *Runtime) shutdown(err error) {
+	r.blockRebalances()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closing = true
