@@ -99,8 +99,13 @@ type Runtime struct {
 	// purged; lastPurge is when they last were. Guarded by mu.
 	purgeable kadm.Offsets
 	lastPurge time.Time
-	// repartition holds the full names of the repartition topics.
-	repartition map[string]bool
+	// repartition and changelogs hold the full names of the repartition
+	// and changelog topics.
+	repartition, changelogs map[string]bool
+	// txnErr is the first produce error since the transaction began that
+	// keeps it from committing (see endsTransaction). Guarded by txnErrMu.
+	txnErrMu sync.Mutex
+	txnErr   error
 	// released holds when each task was last closed here, for the state
 	// cleaner; started is when the runtime was created. Guarded by mu.
 	released map[string]time.Time
@@ -143,6 +148,7 @@ func New(cfg Config) *Runtime {
 		purgeable:       kadm.Offsets{},
 		lastPurge:       time.Now(),
 		repartition:     repartition,
+		changelogs:      internalTopics(cfg, topology.Changelog),
 		released:        map[string]time.Time{},
 		started:         time.Now(),
 		commitRequested: make(chan struct{}, 1),
@@ -363,7 +369,8 @@ func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
 		return fmt.Errorf("runtime: creating client: %w", err)
 	}
 	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
-		changelogs: internalTopics(r.cfg, topology.Changelog), last: map[topicPartition]int64{}}
+		changelogs: r.changelogs, last: map[topicPartition]int64{}}
+	r.takeTxnErr() // from the previous client's transaction
 	close(ready)
 	return nil
 }
@@ -720,7 +727,12 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 		setTxnOffsets(req, offsets)
 		return nil
 	})
-	committed, err := r.sess.End(ctx, kgo.TryCommit)
+	try := kgo.TryCommit
+	if err := r.takeTxnErr(); err != nil {
+		r.log.Warn("aborting the transaction: a record in it failed to produce", "err", err)
+		try = kgo.TryAbort
+	}
+	committed, err := r.sess.End(ctx, try)
 	if err != nil {
 		return &rejoinError{fmt.Errorf("runtime: ending the transaction: %w", err)}
 	}
@@ -994,7 +1006,18 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 		Valid:  true, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
 	}
 	err = fmt.Errorf("runtime: producing to %s: %w", rec.Topic, err)
-	if r.prod.changelogs[rec.Topic] {
+	if r.cfg.ExactlyOnce && endsTransaction(err) {
+		// Not the record's fault: the transaction fails as a whole and
+		// is aborted at the next commit, which processes its records
+		// again.
+		r.txnErrMu.Lock()
+		if r.txnErr == nil {
+			r.txnErr = err
+		}
+		r.txnErrMu.Unlock()
+		return
+	}
+	if r.changelogs[rec.Topic] {
 		// A lost changelog record would lose state on the next restore:
 		// never skipped, whatever the handler says.
 		r.fail(err)
@@ -1006,6 +1029,32 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 		return
 	}
 	r.fail(err)
+}
+
+// endsTransaction reports whether a produce error means the producer's
+// transaction cannot commit: the producer was fenced (by an instance with
+// the same transactional id, or by the broker aborting the transaction at
+// its timeout, which bumps the epoch), its state was lost, or the broker
+// asks for an abort.
+func endsTransaction(err error) bool {
+	for _, e := range []error{kerr.ProducerFenced, kerr.InvalidProducerEpoch, kerr.TransactionAbortable,
+		kerr.InvalidProducerIDMapping, kerr.UnknownProducerID, kerr.InvalidTxnState,
+		kerr.OutOfOrderSequenceNumber, kgo.ErrAborting} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// takeTxnErr returns and clears the error that keeps the open transaction
+// from committing.
+func (r *Runtime) takeTxnErr() error {
+	r.txnErrMu.Lock()
+	defer r.txnErrMu.Unlock()
+	err := r.txnErr
+	r.txnErr = nil
+	return err
 }
 
 // requestCommit asks the poll loop for a commit at its next turn.
