@@ -168,7 +168,10 @@ func (a *App) setState(s State) {
 // record fails under LogAndFail (deserialization, processing or
 // production), it stops without committing the failed work and returns the
 // error. A failed offset commit is not fatal: it is logged and the records
-// since the last commit are processed again (at-least-once).
+// since the last commit are processed again (at-least-once). Under
+// exactly-once an aborted transaction is not fatal either: its tasks are
+// closed without committing and reopened, and its records processed again;
+// a failed record's open transaction is aborted before Run returns.
 func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.ran {

@@ -143,12 +143,15 @@ func (c *restoreCounter) get() (restored int64, starts, ends int) {
 // runWordCount runs a word count app with the given state dir until all
 // input is committed, then stops it cleanly; it returns the restore
 // counts it saw.
-func (e *e2eEnv) runWordCount(appID, stateDir string) *restoreCounter {
+func (e *e2eEnv) runWordCount(appID, stateDir string, opts ...func(*stream.Config)) *restoreCounter {
 	e.t.Helper()
 	b := stream.NewBuilder()
 	e2eWordCount(b, "lines", "counts-out")
 	cfg, _ := e.config(appID)
 	cfg.StateDir = stateDir
+	for _, o := range opts {
+		o(&cfg)
+	}
 	rc := &restoreCounter{}
 	cfg.RestoreListener = rc
 	app, err := stream.NewApp(b, cfg)
