@@ -45,15 +45,19 @@ type crashChildSpec struct {
 	// Config.InstanceID.
 	Guarantee  stream.Guarantee
 	InstanceID string
+	// CountByKey replaces the linesplit application with a count of the
+	// input records per key (store "counts", no repartition) to Output.
+	CountByKey bool
 }
 
-// TestCrashChild is the child process of the crash tests: a linesplit
-// application with a stateful count branch, at spec.Guarantee with a 100ms
-// commit interval, running until SIGTERM (clean shutdown) or SIGKILL.
+// TestCrashChild is the child process of the crash tests and of
+// BenchmarkRecovery: a linesplit application with a stateful count branch
+// (or spec.CountByKey's count), at spec.Guarantee with a 100ms commit
+// interval, running until SIGTERM (clean shutdown) or SIGKILL.
 func TestCrashChild(t *testing.T) {
 	raw := os.Getenv(crashChildEnv)
 	if raw == "" {
-		t.Skip("child process of TestAppCrashRecovery")
+		t.Skip("child process of the crash tests")
 	}
 	var spec crashChildSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
@@ -62,7 +66,12 @@ func TestCrashChild(t *testing.T) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	b := stream.NewBuilder()
-	crashTopology(b, spec)
+	if spec.CountByKey {
+		grouped := stream.GroupByKey(stream.From(b, spec.Input, serde.String, serde.String), serde.String, serde.String)
+		stream.Count(grouped, stream.Materialized("counts")).ToStream().To(spec.Output, serde.String, serde.Int64)
+	} else {
+		crashTopology(b, spec)
+	}
 	app, err := stream.NewApp(b, stream.Config{
 		AppID:                    spec.AppID,
 		Brokers:                  spec.Brokers,
@@ -105,22 +114,29 @@ type crashChild struct {
 
 func (e *e2eEnv) startCrashChild(spec crashChildSpec) *crashChild {
 	e.t.Helper()
+	return startChild(e.ctx, e.t, spec)
+}
+
+// startChild starts a child process running spec; it is killed, if still
+// running, when tb ends or ctx is done.
+func startChild(ctx context.Context, tb testing.TB, spec crashChildSpec) *crashChild {
+	tb.Helper()
 	raw, err := json.Marshal(spec)
 	if err != nil {
-		e.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	c := &crashChild{out: &e2eLog{}, done: make(chan struct{})}
-	c.cmd = exec.CommandContext(e.ctx, os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+	c.cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
 	c.cmd.Env = append(os.Environ(), crashChildEnv+"="+string(raw))
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {
-		e.t.Fatal(err)
+		tb.Fatal(err)
 	}
 	go func() {
 		c.err = c.cmd.Wait()
 		close(c.done)
 	}()
-	e.t.Cleanup(func() {
+	tb.Cleanup(func() {
 		c.cmd.Process.Kill()
 		<-c.done
 	})

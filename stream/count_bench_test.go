@@ -13,14 +13,12 @@ import (
 	"github.com/runnel-dev/runnel/internal/kafkatest"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 var (
-	countRecords = flag.Int("count.records", 1_000_000, "records per iteration of BenchmarkCountEndToEnd")
+	countRecords = flag.Int("count.records", 3_000_000, "records per iteration of BenchmarkCountEndToEnd")
 	countKeys    = flag.Int("count.keys", 100_000, "distinct keys of BenchmarkCountEndToEnd")
-	countCommit  = flag.Duration("count.commit", time.Second, "Runnel's commit interval in BenchmarkCountEndToEnd")
 	countCache   = flag.Int64("count.cache", 0, "Runnel's Config.CacheMaxBytes in BenchmarkCountEndToEnd (0: default 10 MiB per task; -1: no cache)")
 	restoreSize  = flag.Int("restore.records", 1_000_000, "changelog records of BenchmarkRestore")
 )
@@ -29,34 +27,39 @@ var (
 // distinct keys (spread over 3 partitions) on the embedded broker, once
 // with a plain franz-go loop (consume, count in a Go map, produce every
 // new count, flush, commit) and once with Runnel's
-// GroupByKey().Count().ToStream().To() at at-least-once: Pebble store on
-// disk, changelog, record cache (-count.cache, default 10 MiB per task)
-// and commit interval -count.commit. Both run in every iteration against the same input; the
-// order alternates.
+// GroupByKey().Count().ToStream().To(): Pebble store on disk, changelog
+// and record cache (-count.cache, default 10 MiB per task). Its
+// sub-benchmarks are the e2eModes: at-least-once and exactly-once at
+// commit intervals of 100ms and 1s. Both run in every iteration against
+// the same input; the order alternates.
 //
 // A phase is timed from client (or App.Run) start until all input is
 // processed and committed: for the baseline, until its final commit
 // returns; for Runnel, until the group's committed offsets cover the input
 // (checked every 5 ms), which includes the state and changelog writes of
-// the last commit. Reported as BenchmarkPipeEndToEnd: raw-records/s,
-// records/s, ratio, and process-wide allocations per record (including the
-// in-process broker's).
+// the last commit. Reported as BenchmarkPipeEndToEnd (Runnel's rate at its
+// last commit before the final one): raw-records/s, records/s, ratio, and
+// process-wide allocations per record (including the in-process broker's).
 //
-//	go test ./stream -run '^$' -bench CountEndToEnd -benchtime 1x -count 3
+//	go test ./stream -run '^$' -bench CountEndToEnd -benchtime 2x
 func BenchmarkCountEndToEnd(b *testing.B) {
 	n, keys := *countRecords, *countKeys
-	runEndToEnd(b, n, "count", endToEnd{
-		produce: func(ctx context.Context, c *kafkatest.Cluster, in string) error {
-			return produceKeyed(ctx, c, in, n, keys)
-		},
-		raw: func(ctx context.Context, c *kafkatest.Cluster, in, out string, done func()) error {
-			return rawCount(ctx, c.Brokers(), "count-raw-"+in, in, out, n, done)
-		},
-		runnel: func(ctx context.Context, c *kafkatest.Cluster, _ *kadm.Client, in, out string, done func()) error {
-			return runnelCount(ctx, c, b.TempDir(), "count-runnel-"+in, in, out, done)
-		},
-		extraTopics: func(in string) []string { return []string{"count-runnel-" + in + "-counts-changelog"} },
-	})
+	for _, m := range e2eModes {
+		b.Run(m.String(), func(b *testing.B) {
+			runEndToEnd(b, n, "count", endToEnd{
+				produce: func(ctx context.Context, c *kafkatest.Cluster, in string) error {
+					return produceKeyed(ctx, c, in, n, keys)
+				},
+				raw: func(ctx context.Context, c *kafkatest.Cluster, in, out string, done func()) error {
+					return rawCount(ctx, c.Brokers(), "count-raw-"+in, in, out, n, done)
+				},
+				runnel: func(ctx context.Context, c *kafkatest.Cluster, in, out string, p *phase) error {
+					return runnelCount(ctx, c, m, b.TempDir(), "count-runnel-"+in, in, out, p)
+				},
+				extraTopics: func(in string) []string { return []string{"count-runnel-" + in + "-counts-changelog"} },
+			})
+		})
+	}
 }
 
 // produceKeyed writes n 100-byte records whose keys cycle through keys
@@ -88,39 +91,16 @@ func rawCount(ctx context.Context, brokers []string, group, in, out string, n in
 	}, nil, done)
 }
 
-// runnelCount runs the Runnel count until its committed offsets cover the
-// input, then calls done and shuts the app down.
-func runnelCount(ctx context.Context, c *kafkatest.Cluster, stateDir, appID, in, out string, finished func()) error {
-	ctx, cancel := context.WithTimeout(ctx, pipeTimeout)
-	defer cancel()
+// runnelCount runs the Runnel count in mode m until its committed offsets
+// cover the input.
+func runnelCount(ctx context.Context, c *kafkatest.Cluster, m e2eMode, stateDir, appID, in, out string, p *phase) error {
 	b := stream.NewBuilder()
 	grouped := stream.GroupByKey(stream.From(b, in, serde.Bytes, serde.Bytes), serde.Bytes, serde.Bytes)
 	stream.Count(grouped, stream.Materialized("counts")).ToStream().To(out, serde.Bytes, serde.Int64)
-	app, err := stream.NewApp(b, stream.Config{
-		AppID: appID, Brokers: c.Brokers(), StateDir: stateDir, CommitInterval: *countCommit, CacheMaxBytes: *countCache,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		return err
-	}
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers()...))
-	if err != nil {
-		return err
-	}
-	defer admCl.Close()
-	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, in)
-	if err != nil {
-		return err
-	}
-	return runUntil(ctx, app, func() (bool, error) {
-		offs, err := c.CommittedOffsets(ctx, appID, in)
-		if err != nil {
-			return false, err
-		}
-		done := true
-		ends.Each(func(o kadm.ListedOffset) { done = done && offs[o.Partition] >= o.Offset })
-		return done, nil
-	}, finished)
+	return runCommitted(ctx, c, b, stream.Config{
+		AppID: appID, Brokers: c.Brokers(), StateDir: stateDir, CacheMaxBytes: *countCache,
+		Guarantee: m.guarantee, CommitInterval: m.commit,
+	}, in, p)
 }
 
 // BenchmarkRestore restores a store from a changelog of -restore.records

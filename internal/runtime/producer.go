@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-dev/runnel/topology"
@@ -24,6 +25,9 @@ type kafkaProducer struct {
 	// stores' checkpoints.
 	changelogs map[string]bool
 	last       map[topicPartition]int64
+	// sent counts the records sent since the runtime last reset it (the
+	// start of the transaction, under exactly-once).
+	sent atomic.Int64
 	// ctx bounds Produce (which blocks while the buffer is full) and the
 	// partition count look-ups.
 	ctx context.Context
@@ -32,6 +36,7 @@ type kafkaProducer struct {
 var _ Producer = (*kafkaProducer)(nil)
 
 func (p *kafkaProducer) Send(rec topology.OutRecord) error {
+	p.sent.Add(1)
 	promise := p.promise
 	if p.changelogs[rec.Topic] {
 		promise = p.changelogPromise

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"sync"
@@ -106,10 +107,22 @@ type Runtime struct {
 	// keeps it from committing (see endsTransaction). Guarded by txnErrMu.
 	txnErrMu sync.Mutex
 	txnErr   error
+	// lastTxnOffsets are the offsets of the last committed transaction
+	// (nil after an abort or a new client); endTxn says a rebalance
+	// happened since, so the transaction must end (abort) even if empty.
+	// Guarded by mu.
+	lastTxnOffsets map[string]map[int32]kgo.EpochOffset
+	endTxn         bool
 	// released holds when each task was last closed here, for the state
 	// cleaner; started is when the runtime was created. Guarded by mu.
 	released map[string]time.Time
 	started  time.Time
+
+	// endCancel cancels the context of the transaction's End in
+	// progress, nil when none is; guarded by endMu (see
+	// onCallbackBlocked).
+	endMu     sync.Mutex
+	endCancel context.CancelFunc
 
 	commitRequested chan struct{} // cap 1
 	room            chan struct{} // cap 1; a full worker worked its buffer down (see waitForRoom)
@@ -262,6 +275,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
+		kgo.OnPartitionsCallbackBlocked(r.onCallbackBlocked),
 		kgo.RecordPartitioner(newPartitioner()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(r.applyOffsetResets),
@@ -371,6 +385,7 @@ func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
 	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
 		changelogs: r.changelogs, last: map[topicPartition]int64{}}
 	r.takeTxnErr() // from the previous client's transaction
+	r.lastTxnOffsets = nil
 	close(ready)
 	return nil
 }
@@ -644,6 +659,15 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 	}
 	if r.sess != nil {
 		if err := r.commitTransaction(offsets); err != nil {
+			// Aborted or failed: the tasks go back to the last commit
+			// (restartTasksLocked, or Run's rejoin). Until they are
+			// closed their workers must not process another record:
+			// its output would go to the next transaction and be
+			// committed along with its reprocessing (duplicates), or
+			// fail to produce outside a transaction.
+			for _, w := range ws {
+				w.halt()
+			}
 			return err
 		}
 		return r.commitStates(ws)
@@ -723,13 +747,30 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 	// (its outcome would be unknown); closeTimeout bounds it instead.
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
+	r.endMu.Lock()
+	r.endCancel = cancel
+	r.endMu.Unlock()
+	defer func() {
+		r.endMu.Lock()
+		r.endCancel = nil
+		r.endMu.Unlock()
+	}()
+	txnErr := r.takeTxnErr()
+	if txnErr == nil && !r.endTxn && r.prod.sent.Load() == 0 && maps.EqualFunc(offsets, r.lastTxnOffsets, maps.Equal) {
+		// Nothing produced or processed since the last commit: an empty
+		// transaction costs requests (and see setTxnOffsets).
+		return nil
+	}
+	r.prod.sent.Store(0)
+	r.endTxn = false
+	polled := r.cl.CommittedOffsets()
 	ctx = kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
-		setTxnOffsets(req, offsets)
+		setTxnOffsets(req, offsets, polled)
 		return nil
 	})
 	try := kgo.TryCommit
-	if err := r.takeTxnErr(); err != nil {
-		r.log.Warn("aborting the transaction: a record in it failed to produce", "err", err)
+	if txnErr != nil {
+		r.log.Warn("aborting the transaction: a record in it failed to produce", "err", txnErr)
 		try = kgo.TryAbort
 	}
 	committed, err := r.sess.End(ctx, try)
@@ -740,24 +781,68 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 		return &rejoinError{fmt.Errorf("runtime: beginning a transaction: %w", err)}
 	}
 	if !committed {
+		r.lastTxnOffsets = nil
 		r.cfg.Metrics.aborts.Inc()
 		r.log.Info("transaction aborted; the records since the last commit will be processed again")
 		return errAborted
 	}
+	r.lastTxnOffsets = offsets
 	r.committed(offsets)
 	return nil
 }
 
+// lostEndGrace is how long a transaction's End may still run after the
+// group wanted to call a rebalance callback (see onCallbackBlocked).
+const lostEndGrace = time.Second
+
+// onCallbackBlocked runs when the group wants to call a rebalance callback
+// that a commit in progress blocks (blockRebalances). If this member was
+// evicted from the group (its session expired: a zombie coming back), End
+// waits for a heartbeat that will never come, since the heartbeat loop has
+// ended and the lost callback that would wake End cannot run until the
+// commit is over: End would wait for closeTimeout. An End still running
+// lostEndGrace after the signal is therefore cancelled: its transaction is
+// aborted (or its outcome unknown) and Run rejoins with a new client, which
+// aborts whatever is left open. An End that sees an ordinary rebalance
+// finishes well within the grace.
+func (r *Runtime) onCallbackBlocked(context.Context, *kgo.Client) {
+	r.endMu.Lock()
+	cancel := r.endCancel
+	r.endMu.Unlock()
+	if cancel != nil {
+		time.AfterFunc(lostEndGrace, cancel) // a no-op once that End has returned
+	}
+}
+
 // setTxnOffsets makes req commit offsets, the positions the tasks have
 // processed up to, instead of franz-go's default: everything polled, which
-// includes records still queued in the tasks.
-func setTxnOffsets(req *kmsg.TxnOffsetCommitRequest, offsets map[string]map[int32]kgo.EpochOffset) {
+// includes records still queued in the tasks. Partitions polled but not
+// processed keep their committed offset (committed, franz-go's view), so
+// that req is never emptied: franz-go answers an empty commit itself with
+// a version 0 response, takes the broker for one without KIP-447 and then
+// blocks the group's callbacks, and the next End, for 500ms.
+func setTxnOffsets(req *kmsg.TxnOffsetCommitRequest, offsets, committed map[string]map[int32]kgo.EpochOffset) {
 	ids := map[string][16]byte{}
+	all := map[string]map[int32]kgo.EpochOffset{}
 	for _, t := range req.Topics {
 		ids[t.Topic] = t.TopicID
+		for _, p := range t.Partitions {
+			if o, ok := committed[t.Topic][p.Partition]; ok {
+				if all[t.Topic] == nil {
+					all[t.Topic] = map[int32]kgo.EpochOffset{}
+				}
+				all[t.Topic][p.Partition] = o
+			}
+		}
+	}
+	for topic, ps := range offsets {
+		if all[topic] == nil {
+			all[topic] = map[int32]kgo.EpochOffset{}
+		}
+		maps.Copy(all[topic], ps)
 	}
 	req.Topics = req.Topics[:0]
-	for topic, ps := range offsets {
+	for topic, ps := range all {
 		rt := kmsg.NewTxnOffsetCommitRequestTopic()
 		rt.Topic, rt.TopicID = topic, ids[topic]
 		for p, o := range ps {
@@ -856,6 +941,7 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]i
 	defer cancel()
 	r.closeWorkersLocked(ctx, r.fatal() == nil && r.sess == nil)
 	if r.sess != nil {
+		r.endTxn = true
 		r.requestCommit()
 	}
 }
@@ -868,6 +954,7 @@ func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, _ map[string][]int3
 	defer r.mu.Unlock()
 	r.closeWorkersLocked(ctx, false)
 	if r.sess != nil {
+		r.endTxn = true
 		r.requestCommit()
 	}
 }

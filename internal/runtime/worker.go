@@ -115,17 +115,25 @@ func (w *worker) start() {
 }
 
 // stopAndWait stops the worker at a record boundary and waits for it.
+// REQUIRES: rt.mu held.
 func (w *worker) stopAndWait() {
-	w.cancel()
-	if !w.started {
-		return
+	w.halt()
+	if w.started {
+		<-w.done
 	}
+}
+
+// halt stops the worker without waiting for it: it processes no record
+// after the current one, and none at all once it next takes mu. Called at
+// the committer's barrier (mu held), it guarantees the task processes
+// nothing more. REQUIRES: rt.mu held.
+func (w *worker) halt() {
+	w.cancel()
 	select {
 	case <-w.stop:
 	default:
 		close(w.stop)
 	}
-	<-w.done
 }
 
 func (w *worker) run() {
@@ -137,6 +145,12 @@ func (w *worker) run() {
 		return
 	}
 	w.mu.Lock()
+	select {
+	case <-w.stop:
+		w.mu.Unlock()
+		return
+	default:
+	}
 	err := w.task.Init()
 	if err != nil {
 		w.rt.fail(err) // under w.mu: the committer must not commit this task
@@ -185,6 +199,11 @@ func (w *worker) run() {
 func (w *worker) processBatch() (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	select {
+	case <-w.stop:
+		return 0, nil // halted at a barrier (see halt)
+	default:
+	}
 	w.inboxMu.Lock()
 	inbox := w.inbox
 	w.inbox = nil
