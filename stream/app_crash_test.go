@@ -48,6 +48,9 @@ type crashChildSpec struct {
 	// CountByKey replaces the linesplit application with a count of the
 	// input records per key (store "counts", no repartition) to Output.
 	CountByKey bool
+	// TransactionTimeout sets Config.TransactionTimeout; zero means the
+	// default.
+	TransactionTimeout time.Duration
 }
 
 // TestCrashChild is the child process of the crash tests and of
@@ -78,6 +81,7 @@ func TestCrashChild(t *testing.T) {
 		StateDir:                 spec.StateDir,
 		Guarantee:                spec.Guarantee,
 		InstanceID:               spec.InstanceID,
+		TransactionTimeout:       spec.TransactionTimeout,
 		CommitInterval:           100 * time.Millisecond,
 		ClientOpts:               e2eGroupOpts(),
 		Logger:                   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
@@ -117,8 +121,10 @@ func (e *e2eEnv) startCrashChild(spec crashChildSpec) *crashChild {
 	return startChild(e.ctx, e.t, spec)
 }
 
-// startChild starts a child process running spec; it is killed, if still
-// running, when tb ends or ctx is done.
+// startChild starts a child process running spec. If still running, it
+// is killed when tb ends; when ctx ends first (a failed test's context
+// ends before its cleanups run), it dumps its goroutines into its log
+// instead.
 func startChild(ctx context.Context, tb testing.TB, spec crashChildSpec) *crashChild {
 	tb.Helper()
 	raw, err := json.Marshal(spec)
@@ -129,6 +135,13 @@ func startChild(ctx context.Context, tb testing.TB, spec crashChildSpec) *crashC
 	c.cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
 	c.cmd.Env = append(os.Environ(), crashChildEnv+"="+string(raw))
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	// A child still running when ctx ends (the test failed, or the child
+	// hangs) dumps its goroutines into its log; one stopped with SIGSTOP
+	// is continued first.
+	c.cmd.Cancel = func() error {
+		c.cmd.Process.Signal(syscall.SIGCONT)
+		return c.cmd.Process.Signal(syscall.SIGQUIT)
+	}
 	if err := c.cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -137,8 +150,15 @@ func startChild(ctx context.Context, tb testing.TB, spec crashChildSpec) *crashC
 		close(c.done)
 	}()
 	tb.Cleanup(func() {
-		c.cmd.Process.Kill()
-		<-c.done
+		if ctx.Err() == nil {
+			c.cmd.Process.Kill()
+		}
+		select {
+		case <-c.done: // killed, or dumped its goroutines as ctx ended
+		case <-time.After(10 * time.Second):
+			c.cmd.Process.Kill()
+			<-c.done
+		}
 	})
 	return c
 }

@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -330,7 +331,13 @@ func checkWordsExactlyOnce(t *testing.T, out []*kgo.Record, words []string) (dup
 		case n > 1:
 			dups += n - 1
 			if reported++; reported <= 10 {
-				t.Errorf("word %s is in the output %d times", w, n)
+				var where []string // which transactions wrote it
+				for _, r := range out {
+					if string(r.Value) == w {
+						where = append(where, fmt.Sprintf("%d@%d by producer %d epoch %d", r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch))
+					}
+				}
+				t.Errorf("word %s is in the output %d times: %s", w, n, strings.Join(where, ", "))
 			}
 		}
 	}
@@ -408,6 +415,13 @@ func countsExcerpt(seq []int64, i int) string {
 // those of open transactions.
 func (e *e2eEnv) countUncommitted(topic string) int {
 	e.t.Helper()
+	return len(e.readUncommitted(topic))
+}
+
+// readUncommitted returns the data records topic holds up to its high
+// watermarks, read_uncommitted, by partition then offset.
+func (e *e2eEnv) readUncommitted(topic string) []*kgo.Record {
+	e.t.Helper()
 	adm := kadm.NewClient(e.client(e.t))
 	ends, err := adm.ListEndOffsets(e.ctx, topic)
 	if err == nil {
@@ -430,7 +444,7 @@ func (e *e2eEnv) countUncommitted(topic string) int {
 		e.t.Fatal(err)
 	}
 	defer cl.Close()
-	n := 0
+	var recs []*kgo.Record
 	for len(want) > 0 {
 		fs := cl.PollFetches(e.ctx)
 		if err := e.ctx.Err(); err != nil {
@@ -442,14 +456,17 @@ func (e *e2eEnv) countUncommitted(topic string) int {
 				return
 			}
 			if !r.Attrs.IsControl() {
-				n++
+				recs = append(recs, r)
 			}
 			if r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
 		})
 	}
-	return n
+	slices.SortStableFunc(recs, func(a, b *kgo.Record) int {
+		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
+	return recs
 }
 
 // TestAppEOSCrashTailRestore: under exactly-once, local state is applied

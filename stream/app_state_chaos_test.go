@@ -30,6 +30,8 @@ type chaosInput struct {
 	mu    sync.Mutex
 	lines int
 	words []string
+	// recs are the produced lines, with their partitions and offsets.
+	recs []*kgo.Record
 	// truth counts the words per (suffix, line key), as the child does.
 	truth map[string]int64
 }
@@ -51,6 +53,7 @@ func (in *chaosInput) produce(e *e2eEnv, n int) error {
 		recs[i] = &kgo.Record{Topic: in.topic, Key: []byte(key), Value: []byte(strings.Join(ws, " "))}
 	}
 	in.lines += n
+	in.recs = append(in.recs, recs...)
 	return in.cl.ProduceSync(e.ctx, recs...).FirstErr()
 }
 

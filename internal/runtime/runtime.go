@@ -118,11 +118,13 @@ type Runtime struct {
 	released map[string]time.Time
 	started  time.Time
 
-	// endCancel cancels the context of the transaction's End in
-	// progress, nil when none is; guarded by endMu (see
-	// onCallbackBlocked).
-	endMu     sync.Mutex
-	endCancel context.CancelFunc
+	// pendingCallback is set while the group waits to call a rebalance
+	// callback that a commit blocks, and endCancel cancels the context of
+	// the transaction's End in progress (nil when none is). Guarded by
+	// endMu; see onCallbackBlocked.
+	endMu           sync.Mutex
+	pendingCallback bool
+	endCancel       context.CancelFunc
 
 	commitRequested chan struct{} // cap 1
 	room            chan struct{} // cap 1; a full worker worked its buffer down (see waitForRoom)
@@ -356,7 +358,9 @@ var errAborted = errors.New("runtime: transaction aborted")
 // as the client exists; the assignment callback waits until both are set.
 func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
 	ready := make(chan struct{})
+	r.callbackRuns() // none is pending on a new client
 	opts = append(opts, kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+		r.callbackRuns()
 		bal.setOwned(assigned) // for sticky assignment at the next rebalance
 		select {
 		case <-ready:
@@ -749,6 +753,7 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 	defer cancel()
 	r.endMu.Lock()
 	r.endCancel = cancel
+	pending := r.pendingCallback
 	r.endMu.Unlock()
 	defer func() {
 		r.endMu.Lock()
@@ -771,6 +776,13 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 	try := kgo.TryCommit
 	if txnErr != nil {
 		r.log.Warn("aborting the transaction: a record in it failed to produce", "err", txnErr)
+		try = kgo.TryAbort
+	} else if pending {
+		// The group is rebalancing, or has evicted this member: the
+		// session would abort this transaction once the callback has
+		// run, or End would wait for a heartbeat that never comes (see
+		// onCallbackBlocked).
+		r.log.Info("aborting the transaction: the group is rebalancing")
 		try = kgo.TryAbort
 	}
 	committed, err := r.sess.End(ctx, try)
@@ -796,22 +808,33 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 const lostEndGrace = time.Second
 
 // onCallbackBlocked runs when the group wants to call a rebalance callback
-// that a commit in progress blocks (blockRebalances). If this member was
-// evicted from the group (its session expired: a zombie coming back), End
-// waits for a heartbeat that will never come, since the heartbeat loop has
-// ended and the lost callback that would wake End cannot run until the
-// commit is over: End would wait for closeTimeout. An End still running
-// lostEndGrace after the signal is therefore cancelled: its transaction is
-// aborted (or its outcome unknown) and Run rejoins with a new client, which
-// aborts whatever is left open. An End that sees an ordinary rebalance
-// finishes well within the grace.
+// that a commit blocks (blockRebalances). If this member was evicted from
+// the group (its session expired: a zombie coming back), End(TryCommit)
+// waits for a heartbeat that never comes: the heartbeat loop has ended,
+// and the lost callback that would wake End cannot run before the commit
+// is over, so End would wait for closeTimeout. Therefore, until a callback
+// runs, transactions are aborted rather than committed (End(TryAbort)
+// sends no heartbeat), which costs nothing: the session aborts the
+// transaction after a revocation anyway. An End already in progress that
+// is still running lostEndGrace after the signal is cancelled: its
+// transaction is aborted (or its outcome unknown) and Run rejoins with a
+// new client, which aborts whatever is left open; an End that sees an
+// ordinary rebalance finishes well within the grace.
 func (r *Runtime) onCallbackBlocked(context.Context, *kgo.Client) {
 	r.endMu.Lock()
+	r.pendingCallback = true
 	cancel := r.endCancel
 	r.endMu.Unlock()
 	if cancel != nil {
 		time.AfterFunc(lostEndGrace, cancel) // a no-op once that End has returned
 	}
+}
+
+// callbackRuns clears pendingCallback: a rebalance callback runs.
+func (r *Runtime) callbackRuns() {
+	r.endMu.Lock()
+	r.pendingCallback = false
+	r.endMu.Unlock()
 }
 
 // setTxnOffsets makes req commit offsets, the positions the tasks have
@@ -934,6 +957,7 @@ func (r *Runtime) assignLocked(assigned map[string][]int32) bool {
 // end the transaction, which the session aborts: the new owners process
 // those records again, from the last commit.
 func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
+	r.callbackRuns()
 	r.notifyRebalancing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -949,6 +973,7 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]i
 // onLost closes every task without committing: another member may already
 // own the partitions.
 func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
+	r.callbackRuns()
 	r.notifyRebalancing()
 	r.mu.Lock()
 	defer r.mu.Unlock()
