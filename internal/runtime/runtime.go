@@ -96,6 +96,11 @@ type Runtime struct {
 	mu      sync.Mutex
 	workers map[topology.TaskID]*worker // guarded by mu
 	closing bool                        // guarded by mu
+	// rejoining is set (under mu) once a failed transaction dooms the
+	// client: its callbacks then open no tasks. rejoins counts the
+	// rejoins since the last committed transaction (Run's goroutine).
+	rejoining bool
+	rejoins   int
 	// purgeable holds committed offsets of repartition topics not yet
 	// purged; lastPurge is when they last were. Guarded by mu.
 	purgeable kadm.Offsets
@@ -322,24 +327,38 @@ func (r *Runtime) Run(ctx context.Context) error {
 		if !errors.As(err, &rejoin) || ctx.Err() != nil || r.fatal() != nil {
 			break
 		}
-		r.log.Warn("transaction failed: closing the tasks without committing and rejoining with a new producer", "err", err)
-		r.mu.Lock()
-		r.closeWorkersLocked(context.Background(), false)
-		r.mu.Unlock()
-		r.cl.AllowRebalance()
+		if r.rejoins++; r.rejoins > maxRejoins {
+			r.fail(fmt.Errorf("runtime: %d transactions in a row failed, giving up: %w", r.rejoins, err))
+			break
+		}
+		// poll closed the tasks without committing.
+		r.log.Warn("transaction failed: the tasks were closed without committing; rejoining with a new producer", "err", err)
 		r.cl.Close()
 	}
-	if err != nil || r.fatal() != nil {
+	var rejoin *rejoinError
+	cancelledRejoin := errors.As(err, &rejoin) && ctx.Err() != nil && r.fatal() == nil
+	if (err != nil && !cancelledRejoin) || r.fatal() != nil {
 		r.notify(r.cfg.OnFailing)
 	}
-	r.shutdown(err)
+	r.shutdown(err) // err set: nothing more is committed
 	r.cl.AllowRebalance()
 	r.cl.Close() // leaves the group; revocation finds no tasks left
+	if cancelledRejoin {
+		// Stopping anyway: the failed transaction is not committed, and
+		// its records are processed again by the next owner.
+		r.log.Warn("the last transaction failed while stopping; its records will be processed again", "err", err)
+		err = nil
+	}
 	if err == nil {
 		err = r.fatal()
 	}
 	return err
 }
+
+// maxRejoins bounds how many times in a row Run rejoins with a new client
+// after a failed transaction without committing one in between: a failure
+// that persists (e.g. missing ACLs) fails the app instead of looping.
+const maxRejoins = 5
 
 // rejoinError is a transaction failure that a new client recovers from:
 // Run closes every task without committing and joins the group again.
@@ -389,7 +408,9 @@ func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
 	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
 		changelogs: r.changelogs, last: map[topicPartition]int64{}}
 	r.takeTxnErr() // from the previous client's transaction
-	r.lastTxnOffsets = nil
+	r.mu.Lock()
+	r.lastTxnOffsets, r.endTxn, r.rejoining = nil, false, false
+	r.mu.Unlock()
 	close(ready)
 	return nil
 }
@@ -467,6 +488,17 @@ func (r *Runtime) poll(ctx context.Context) error {
 			}
 			r.mu.Unlock()
 			if err != nil {
+				if errors.As(err, new(*rejoinError)) {
+					// The client is doomed: close the tasks before the
+					// group's callbacks may run again, so none opens a
+					// task on it.
+					r.mu.Lock()
+					r.rejoining = true
+					r.closeWorkersLocked(context.Background(), false)
+					r.mu.Unlock()
+					r.cl.AllowRebalance()
+					return err
+				}
 				r.cl.AllowRebalance()
 				if ctx.Err() != nil && r.fatal() == nil {
 					// Cancelled mid-commit: a clean shutdown, whose final
@@ -767,7 +799,8 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 		return nil
 	}
 	r.prod.sent.Store(0)
-	r.endTxn = false
+	// Until End succeeds, the next commit must not be skipped.
+	r.lastTxnOffsets, r.endTxn = nil, true
 	polled := r.cl.CommittedOffsets()
 	ctx = kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
 		setTxnOffsets(req, offsets, polled)
@@ -792,13 +825,13 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 	if err := r.sess.Begin(); err != nil {
 		return &rejoinError{fmt.Errorf("runtime: beginning a transaction: %w", err)}
 	}
+	r.endTxn = false
 	if !committed {
-		r.lastTxnOffsets = nil
 		r.cfg.Metrics.aborts.Inc()
 		r.log.Info("transaction aborted; the records since the last commit will be processed again")
 		return errAborted
 	}
-	r.lastTxnOffsets = offsets
+	r.lastTxnOffsets, r.rejoins = offsets, 0
 	r.committed(offsets)
 	return nil
 }
@@ -915,7 +948,7 @@ func (r *Runtime) purgeRepartitionTopics(ctx context.Context) {
 func (r *Runtime) assign(assigned map[string][]int32) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing || r.fatal() != nil {
+	if r.closing || r.rejoining || r.fatal() != nil {
 		return false
 	}
 	return r.assignLocked(assigned)
