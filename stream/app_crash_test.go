@@ -186,70 +186,23 @@ func TestAppCrashRecovery(t *testing.T) {
 
 	e := newE2E(t, 3*time.Minute)
 	spec := crashChildSpec{Brokers: e.c.Brokers(), AppID: "crash-e2e", Input: "lines", Output: "words", Counts: "counts", StateDir: t.TempDir()}
-	e.topic(spec.Input, 3)
-	e.topic(spec.Output, 3)
-	e.topic(spec.Counts, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	e.crashTopics(spec)
+	in := e.newChaosInput(spec.Input)
+	adm := kadm.NewClient(in.cl)
 
-	var (
-		lines int
-		words []string
-		// truth counts the words per (suffix, line key) as the child does.
-		truth = map[string]int64{}
-	)
-	produceLines := func(n int) error {
-		recs := make([]*kgo.Record, n)
-		for i := range recs {
-			l := lines + i
-			ws := []string{fmt.Sprintf("l%05d:a", l), fmt.Sprintf("l%05d:b", l), fmt.Sprintf("l%05d:c", l)}
-			words = append(words, ws...)
-			for _, suffix := range []string{"a", "b", "c"} {
-				truth[fmt.Sprintf("%s-k%d", suffix, l%13)]++
-			}
-			recs[i] = &kgo.Record{Topic: spec.Input, Key: fmt.Appendf(nil, "k%d", l%13), Value: []byte(strings.Join(ws, " "))}
-		}
-		lines += n
-		return cl.ProduceSync(e.ctx, recs...).FirstErr()
-	}
-	sumEnds := func(topic string) (int64, error) {
-		ends, err := adm.ListEndOffsets(e.ctx, topic)
-		if err != nil {
-			return 0, err
-		}
-		var sum int64
-		ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
-		return sum, ends.Error()
-	}
+	sumEnds := func(topic string) (int64, error) { return endOffsetSum(e.ctx, adm, topic) }
 	// background produces chunks of 10 lines every 10ms until stopped (at
 	// most 10 000 lines), so the child is busy when it is killed.
 	background := func() (stop func()) {
-		stopc, done := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for lines < 10_000 {
-				if err := produceLines(10); err != nil {
-					t.Error(err)
-					return
-				}
-				select {
-				case <-stopc:
-					return
-				case <-tick.C:
-				}
-			}
-		}()
-		return func() { close(stopc); <-done }
+		return produceInBackground(t, func() error { return in.produce(e, 10) }, func() bool {
+			in.mu.Lock()
+			defer in.mu.Unlock()
+			return in.lines < 10_000
+		})
 	}
 	mustProduce := func(n int) {
 		t.Helper()
-		if err := produceLines(n); err != nil {
+		if err := in.produce(e, n); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,15 +227,12 @@ func TestAppCrashRecovery(t *testing.T) {
 		// which spans the child's first commits (every 100ms).
 		delay := time.Duration(rng.Int64N(int64(700 * time.Millisecond)))
 		<-time.After(delay)
-		if err := child.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-child.done
+		killChild(t, child)
 		stop()
 		n, _ := sumEnds(spec.Output)
 		committed := e.committed(spec.AppID, spec.Input)
 		t.Logf("round %d: SIGKILL %v after the first output; %d output records in the round; %d lines produced; committed %v",
-			round, delay.Round(time.Millisecond), n-outBefore, lines, committed)
+			round, delay.Round(time.Millisecond), n-outBefore, in.lines, committed)
 		mustProduce(100) // input while it is down
 	}
 
@@ -306,21 +256,10 @@ func TestAppCrashRecovery(t *testing.T) {
 	})
 	// And the count branch's repartition topic, fed by the input.
 	e.e2eWaitCommitted(spec.AppID, []string{spec.AppID + "-counts-repartition"})
-	if err := child.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("the last child to shut down", func() (bool, error) {
-		ok, err := child.exited()
-		if ok && err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return false, fmt.Errorf("child failed (%v):\n%s", err, child.out.tail(50))
-			}
-			return false, err
-		}
-		return ok, nil
-	})
+	terminateChild(t, child)
+	e.waitChildShutdown("the last child to shut down", "child", child, 50)
 
+	words, truth, lines := in.snapshot()
 	out := e.readAll(spec.Output)
 	got := checkWordsDelivered(t, out, words)
 	if len(got) != len(words) {
@@ -331,6 +270,60 @@ func TestAppCrashRecovery(t *testing.T) {
 	over := checkCountsAtLeast(t, e.e2eFinalCounts(spec.Counts), truth)
 	t.Logf("seed %d: %d input lines, %d words, %d output records, %d duplicates after %d SIGKILLs; counts over the truth by %d in all",
 		seed, lines, len(words), len(out), len(out)-len(got), kills, over)
+}
+
+// killChild kills c with SIGKILL and waits until it is gone.
+func killChild(t testing.TB, c *crashChild) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+}
+
+// terminateChild sends c SIGTERM, asking it to shut down cleanly.
+func terminateChild(t testing.TB, c *crashChild) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitChildShutdown waits (as what) until c has exited, failing the test
+// if it exits with an error: a failed exit is reported as name's, with
+// the last tail lines of its log.
+func (e *e2eEnv) waitChildShutdown(what, name string, c *crashChild, tail int) {
+	e.t.Helper()
+	e.waitFor(what, func() (bool, error) {
+		ok, err := c.exited()
+		if ok && err != nil {
+			if errors.As(err, new(*exec.ExitError)) {
+				return false, fmt.Errorf("%s failed (%v):\n%s", name, err, c.out.tail(tail))
+			}
+			return false, err
+		}
+		return ok, nil
+	})
+}
+
+// crashTopics creates the input, output and counts topics of spec, with
+// three partitions each.
+func (e *e2eEnv) crashTopics(spec crashChildSpec) {
+	e.t.Helper()
+	for _, topic := range []string{spec.Input, spec.Output, spec.Counts} {
+		e.topic(topic, 3)
+	}
+}
+
+// endOffsetSum returns the sum of topic's end offsets (high watermarks).
+func endOffsetSum(ctx context.Context, adm *kadm.Client, topic string) (int64, error) {
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+	return sum, ends.Error()
 }
 
 // seededRand returns a random source seeded from the environment variable

@@ -3,18 +3,15 @@ package stream_test
 import (
 	"cmp"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,22 +74,13 @@ func childAlive(c *crashChild) error {
 
 // endSum returns the sum of topic's end offsets (high watermarks).
 func (h *crashHarness) endSum(topic string) (int64, error) {
-	ends, err := h.adm.ListEndOffsets(h.e.ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	var sum int64
-	ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
-	return sum, ends.Error()
+	return endOffsetSum(h.e.ctx, h.adm, topic)
 }
 
 // kill SIGKILLs the child and waits for it to be gone.
 func (h *crashHarness) kill(c *crashChild) {
 	h.e.t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		h.e.t.Fatal(err)
-	}
-	<-c.done
+	killChild(h.e.t, c)
 }
 
 // waitCommitted waits until the application has committed every record
@@ -102,46 +90,15 @@ func (h *crashHarness) kill(c *crashChild) {
 // exactly-once a transaction marker follows.
 func (h *crashHarness) waitCommitted(c *crashChild, topics ...string) {
 	h.e.t.Helper()
-	for _, topic := range topics {
-		ends := map[int32]int64{}
-		for _, r := range h.e.readAll(topic) {
-			ends[r.Partition] = r.Offset + 1
-		}
-		h.e.waitFor("all records of "+topic+" committed", func() (bool, error) {
-			if err := childAlive(c); err != nil {
-				return false, err
-			}
-			offs, err := h.e.c.CommittedOffsets(h.e.ctx, h.spec.AppID, topic)
-			if err != nil {
-				return false, err
-			}
-			for p, end := range ends {
-				if offs[p] < end {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
-	}
+	h.e.e2eWaitCommittedAlive(h.spec.AppID, topics, func() error { return childAlive(c) })
 }
 
 // shutdown stops the child with SIGTERM and fails unless it exits
 // cleanly.
 func (h *crashHarness) shutdown(c *crashChild) {
 	h.e.t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		h.e.t.Fatal(err)
-	}
-	h.e.waitFor("the child to shut down", func() (bool, error) {
-		ok, err := c.exited()
-		if ok && err != nil {
-			if errors.As(err, new(*exec.ExitError)) {
-				return false, fmt.Errorf("child failed (%v):\n%s", err, c.out.tail(50))
-			}
-			return false, err
-		}
-		return ok, nil
-	})
+	terminateChild(h.e.t, c)
+	h.e.waitChildShutdown("the child to shut down", "child", c, 50)
 }
 
 // tasksAssignedRE matches the log line of a child that was assigned tasks.
@@ -175,12 +132,7 @@ func (e *e2eEnv) runCrashRounds(rng *rand.Rand, spec crashChildSpec, kills int) 
 	t := e.t
 	t.Helper()
 	h := e.newCrashHarness(spec)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	res := crashRounds{in: &chaosInput{cl: cl, topic: spec.Input, truth: map[string]int64{}}, kills: kills}
+	res := crashRounds{in: e.newChaosInput(spec.Input), kills: kills}
 	mustProduce := func(n int) {
 		t.Helper()
 		if err := res.in.produce(e, n); err != nil {
@@ -242,9 +194,7 @@ func (e *e2eEnv) newCrashSpec(appID string, g stream.Guarantee) crashChildSpec {
 	e.t.Helper()
 	spec := crashChildSpec{Brokers: e.c.Brokers(), AppID: appID, Input: "lines", Output: "words", Counts: "counts",
 		StateDir: e.t.TempDir(), Guarantee: g}
-	for _, topic := range []string{spec.Input, spec.Output, spec.Counts} {
-		e.topic(topic, 3)
-	}
+	e.crashTopics(spec)
 	return spec
 }
 
@@ -527,24 +477,7 @@ func TestAppEOSCrashTailRestore(t *testing.T) {
 	// background produces 5 lines every 10ms until stopped, so the
 	// child's count tasks always have updates in the open transaction.
 	background := func() (stop func()) {
-		stopc, done := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(done)
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				if err := produceLines(5); err != nil {
-					t.Error(err)
-					return
-				}
-				select {
-				case <-stopc:
-					return
-				case <-tick.C:
-				}
-			}
-		}()
-		return func() { close(stopc); <-done }
+		return produceInBackground(t, func() error { return produceLines(5) }, nil)
 	}
 
 	produce(2 * lineKeys)

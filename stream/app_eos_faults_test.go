@@ -80,16 +80,9 @@ func TestAppEOSZombieFenced(t *testing.T) {
 	}
 	repartition := appID + "-counts-repartition"
 	changelog := appID + "-counts-changelog"
-	e.topic(spec.Input, 3)
-	e.topic(spec.Output, 3)
-	e.topic(spec.Counts, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	in := &chaosInput{cl: cl, topic: spec.Input, truth: map[string]int64{}}
+	e.crashTopics(spec)
+	in := e.newChaosInput(spec.Input)
+	adm := kadm.NewClient(in.cl)
 
 	names := [2]string{"A", "B"}
 	dirs := [2]string{t.TempDir(), t.TempDir()}
@@ -97,14 +90,7 @@ func TestAppEOSZombieFenced(t *testing.T) {
 		cur  [2]*crashChild
 		runs []chaosRun
 	)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, r := range runs {
-				ok, err := r.child.exited()
-				t.Logf("logs of child %s (exited %v: %v):\n%s", r.name, ok, err, r.child.out.tail(100000))
-			}
-		}
-	})
+	logRunsOnFailure(t, &runs, 100000)
 	start := func(i int) {
 		s := spec
 		s.StateDir, s.InstanceID = dirs[i], names[i]
@@ -270,10 +256,7 @@ func TestAppEOSZombieFenced(t *testing.T) {
 	// be identified, then killed and restarted on its state directory.
 	v := rng.IntN(2)
 	killed := freeze(v, "killed")
-	if err := cur[v].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-cur[v].done
+	killChild(t, cur[v])
 	killedAt := time.Now()
 	start(v)
 	progress(fmt.Sprintf("the restarted %s to process", names[v]), 2, nil, 0, 1)
@@ -281,11 +264,9 @@ func TestAppEOSZombieFenced(t *testing.T) {
 		killed, killedAt.Format("15:04:05.000"), time.Since(killedAt).Round(time.Millisecond))
 	stopInput()
 
-	eosWaitCommitted(e, appID, topics, func() error { return alive(0, 1) })
+	e.e2eWaitCommittedAlive(appID, topics, func() error { return alive(0, 1) })
 	for i := range cur {
-		if err := cur[i].cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
+		terminateChild(t, cur[i])
 	}
 	for i := range cur {
 		e.waitFor("child "+names[i]+" to shut down", func() (bool, error) {
@@ -297,9 +278,7 @@ func TestAppEOSZombieFenced(t *testing.T) {
 		})
 	}
 
-	in.mu.Lock()
-	words, truth, lines := in.words, maps.Clone(in.truth), in.lines
-	in.mu.Unlock()
+	words, truth, lines := in.snapshot()
 	out := eosCheckOutput(e, spec, changelog, words, truth)
 	txns := []eosTxn{early, late, killed}
 	held := eosCheckInvisible(e, []string{spec.Output, spec.Counts, repartition, changelog}, txns)
@@ -323,33 +302,6 @@ func eosDescribeTxn(e *e2eEnv, adm *kadm.Client, id string) (kadm.DescribedTrans
 		return d, fmt.Errorf("transactional id %s not described", id)
 	}
 	return d, d.Err
-}
-
-// eosWaitCommitted waits until group has committed every record of
-// topics, in order (see e2eWaitCommitted), failing when alive does.
-func eosWaitCommitted(e *e2eEnv, group string, topics []string, alive func() error) {
-	e.t.Helper()
-	for _, topic := range topics {
-		ends := map[int32]int64{}
-		for _, r := range e.readAll(topic) {
-			ends[r.Partition] = r.Offset + 1
-		}
-		e.waitFor("all records of "+topic+" committed", func() (bool, error) {
-			if err := alive(); err != nil {
-				return false, err
-			}
-			offs, err := e.c.CommittedOffsets(e.ctx, group, topic)
-			if err != nil {
-				return false, err
-			}
-			for p, end := range ends {
-				if offs[p] < end {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
-	}
 }
 
 // eosCheckOutput checks crashTopology's committed output under
@@ -495,15 +447,8 @@ func testEOSBrokerFaults(t *testing.T, rng *rand.Rand, opts []kgo.Opt, pre890 bo
 	spec := crashChildSpec{AppID: appID, Input: "lines", Output: "words", Counts: "counts"}
 	repartition := appID + "-counts-repartition"
 	changelog := appID + "-counts-changelog"
-	e.topic(spec.Input, 3)
-	e.topic(spec.Output, 3)
-	e.topic(spec.Counts, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	in := &chaosInput{cl: cl, topic: spec.Input, truth: map[string]int64{}}
+	e.crashTopics(spec)
+	in := e.newChaosInput(spec.Input)
 	if err := in.produce(e, 200); err != nil {
 		t.Fatal(err)
 	}
@@ -662,14 +607,12 @@ func testEOSBrokerFaults(t *testing.T, rng *rand.Rand, opts []kgo.Opt, pre890 bo
 	}
 	stopFaults()
 	stopInput()
-	eosWaitCommitted(e, appID, []string{spec.Input, repartition}, failed)
+	e.e2eWaitCommittedAlive(appID, []string{spec.Input, repartition}, failed)
 	if err := run.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	eosCheckPrefix(e, appID, spec, repartition, in)
-	in.mu.Lock()
-	words, truth, lines := in.words, maps.Clone(in.truth), in.lines
-	in.mu.Unlock()
+	words, truth, lines := in.snapshot()
 	out := eosCheckOutput(e, spec, changelog, words, truth)
 
 	fatal := 0

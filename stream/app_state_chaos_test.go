@@ -2,17 +2,14 @@ package stream_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,13 +57,40 @@ func (in *chaosInput) produce(e *e2eEnv, n int) error {
 // background produces chunks of 5 lines every 10ms until stopped, so the
 // children are busy whenever they are killed.
 func (in *chaosInput) background(t *testing.T, e *e2eEnv) (stop func()) {
+	return produceInBackground(t, func() error { return in.produce(e, 5) }, nil)
+}
+
+// snapshot returns the words, a copy of the truth and the number of lines
+// produced so far.
+func (in *chaosInput) snapshot() (words []string, truth map[string]int64, lines int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.words, maps.Clone(in.truth), in.lines
+}
+
+// newChaosInput returns a chaosInput producing to topic with a client
+// without linger, closed when the test ends.
+func (e *e2eEnv) newChaosInput(topic string) *chaosInput {
+	e.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(cl.Close)
+	return &chaosInput{cl: cl, topic: topic, truth: map[string]int64{}}
+}
+
+// produceInBackground calls produce every 10ms in a goroutine, while more
+// (if not nil) reports true, until produce fails (a test error) or stop
+// is called; stop waits for the goroutine to end.
+func produceInBackground(t *testing.T, produce func() error, more func() bool) (stop func()) {
 	stopc, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		for {
-			if err := in.produce(e, 5); err != nil {
+		for more == nil || more() {
+			if err := produce(); err != nil {
 				t.Error(err)
 				return
 			}
@@ -91,6 +115,19 @@ func (l *e2eLog) contains(s string) bool {
 type chaosRun struct {
 	name  string // "A#2 (cache -1)": instance A, its third run, and its cache
 	child *crashChild
+}
+
+// logRunsOnFailure logs, if the test fails, the exit status and the last
+// tail lines of the log of every run in *runs as it is when the test ends.
+func logRunsOnFailure(t *testing.T, runs *[]chaosRun, tail int) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, r := range *runs {
+				ok, err := r.child.exited()
+				t.Logf("logs of child %s (exited %v: %v):\n%s", r.name, ok, err, r.child.out.tail(tail))
+			}
+		}
+	})
 }
 
 // chaosRestoredRE matches the log line of a finished store restoration.
@@ -122,16 +159,9 @@ func TestAppStateChaos(t *testing.T) {
 	spec := crashChildSpec{Brokers: e.c.Brokers(), AppID: appID, Input: "lines", Output: "words", Counts: "counts"}
 	repartition := appID + "-counts-repartition"
 	changelog := appID + "-counts-changelog"
-	e.topic(spec.Input, 3)
-	e.topic(spec.Output, 3)
-	e.topic(spec.Counts, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	in := &chaosInput{cl: cl, topic: spec.Input, truth: map[string]int64{}}
+	e.crashTopics(spec)
+	in := e.newChaosInput(spec.Input)
+	adm := kadm.NewClient(in.cl)
 
 	// The two instances: their state directories, current runs and every
 	// run so far (whose logs are printed if the test fails).
@@ -142,14 +172,7 @@ func TestAppStateChaos(t *testing.T) {
 		runs []chaosRun
 		nrun [2]int
 	)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, r := range runs {
-				ok, err := r.child.exited()
-				t.Logf("logs of child %s (exited %v: %v):\n%s", r.name, ok, err, r.child.out.tail(40))
-			}
-		}
-	})
+	logRunsOnFailure(t, &runs, 40)
 	// start starts a run of instance i. Each run gets a seeded random
 	// record cache: the default (changelog writes only at commits), a
 	// tiny one (evictions write changelog records between commits, which
@@ -273,10 +296,7 @@ func TestAppStateChaos(t *testing.T) {
 		if err := alive(other); err != nil {
 			t.Fatal(err)
 		}
-		if err := cur[victim].cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-cur[victim].done
+		killChild(t, cur[victim])
 		// Restart at once (the dead member may still be in the group), or
 		// once the other instance has taken over every task and processed
 		// all input produced up to the kill: the victim's tasks then come
@@ -296,29 +316,15 @@ func TestAppStateChaos(t *testing.T) {
 	// then stop cleanly.
 	waitCommitted("the end", []string{spec.Input, repartition}, 0, 1)
 	for i := range cur {
-		if err := cur[i].cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
+		terminateChild(t, cur[i])
 	}
 	for i := range cur {
-		e.waitFor("child "+names[i]+" to shut down", func() (bool, error) {
-			ok, err := cur[i].exited()
-			if ok && err != nil {
-				var ee *exec.ExitError
-				if errors.As(err, &ee) {
-					return false, fmt.Errorf("child %s failed (%v):\n%s", names[i], err, cur[i].out.tail(50))
-				}
-				return false, err
-			}
-			return ok, nil
-		})
+		e.waitChildShutdown("child "+names[i]+" to shut down", "child "+names[i], cur[i], 50)
 	}
 
 	// At-least-once: every word is in the output, no count is below the
 	// truth.
-	in.mu.Lock()
-	words, truth, lines := in.words, maps.Clone(in.truth), in.lines
-	in.mu.Unlock()
+	words, truth, lines := in.snapshot()
 	out := e.readAll(spec.Output)
 	checkWordsDelivered(t, out, words)
 	final := e.e2eFinalCounts(spec.Counts)

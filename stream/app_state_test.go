@@ -71,12 +71,24 @@ func (e *e2eEnv) e2eFinalCounts(topic string) map[string]int64 {
 // never pass.
 func (e *e2eEnv) e2eWaitCommitted(group string, topics []string, apps ...*e2eRun) {
 	e.t.Helper()
+	e.e2eWaitCommittedAlive(group, topics, nil, apps...)
+}
+
+// e2eWaitCommittedAlive is e2eWaitCommitted that also fails as soon as
+// alive, if not nil, returns an error (a child process has exited).
+func (e *e2eEnv) e2eWaitCommittedAlive(group string, topics []string, alive func() error, apps ...*e2eRun) {
+	e.t.Helper()
 	for _, topic := range topics {
 		ends := map[int32]int64{}
 		for _, r := range e.readAll(topic) {
 			ends[r.Partition] = r.Offset + 1
 		}
 		e.waitFor("all records of "+topic+" committed", func() (bool, error) {
+			if alive != nil {
+				if err := alive(); err != nil {
+					return false, err
+				}
+			}
 			offs, err := e.c.CommittedOffsets(e.ctx, group, topic)
 			if err != nil {
 				return false, err
