@@ -522,8 +522,8 @@ func (r *Runtime) poll(ctx context.Context) error {
 // AllowRebalance, so that commits never run concurrently with the group's
 // callbacks: a poll with a cancelled context returns at once but, with
 // kgo.BlockRebalanceOnPoll, counts as a poll whose records are being
-// processed (a poll that returned nothing does not). Under exactly-once
-// this prevents a deadlock: the transactional session's revocation
+// processed (one that returned no fetch at all does not count). Under
+// exactly-once this prevents a deadlock: the transactional session's revocation
 // callback holds the lock that ending a transaction needs while it calls
 // onRevoked, which waits for r.mu. It waits for a rebalance in progress to
 // finish, so it must not be called with r.mu held.
@@ -874,9 +874,11 @@ func (r *Runtime) callbackRuns() {
 // processed up to, instead of franz-go's default: everything polled, which
 // includes records still queued in the tasks. Partitions polled but not
 // processed keep their committed offset (committed, franz-go's view), so
-// that req is never emptied: franz-go answers an empty commit itself with
-// a version 0 response, takes the broker for one without KIP-447 and then
-// blocks the group's callbacks, and the next End, for 500ms.
+// that req is not emptied while anything was polled (and commitTransaction
+// skips transactions with nothing in them): franz-go answers an empty
+// commit itself with a version 0 response, takes the broker for one
+// without KIP-447, and then blocks the group's callbacks, and the next
+// End, for 500ms.
 func setTxnOffsets(req *kmsg.TxnOffsetCommitRequest, offsets, committed map[string]map[int32]kgo.EpochOffset) {
 	ids := map[string][16]byte{}
 	all := map[string]map[int32]kgo.EpochOffset{}
