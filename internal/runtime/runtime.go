@@ -999,10 +999,7 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]i
 	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
 	defer cancel()
 	r.closeWorkersLocked(ctx, r.fatal() == nil && r.sess == nil)
-	if r.sess != nil {
-		r.endTxn = true
-		r.requestCommit()
-	}
+	r.endTransactionSoonLocked()
 }
 
 // onLost closes every task without committing: another member may already
@@ -1013,6 +1010,14 @@ func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, _ map[string][]int3
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closeWorkersLocked(ctx, false)
+	r.endTransactionSoonLocked()
+}
+
+// endTransactionSoonLocked, under exactly-once, asks the poll loop to end
+// the open transaction (which the session aborts after a revocation or a
+// loss) even if it looks empty, so that the new tasks start in a fresh
+// one. REQUIRES: r.mu held.
+func (r *Runtime) endTransactionSoonLocked() {
 	if r.sess != nil {
 		r.endTxn = true
 		r.requestCommit()

@@ -129,10 +129,18 @@ func (w *worker) stopAndWait() {
 // nothing more. REQUIRES: rt.mu held.
 func (w *worker) halt() {
 	w.cancel()
+	if !w.halted() {
+		close(w.stop)
+	}
+}
+
+// halted reports whether halt was called.
+func (w *worker) halted() bool {
 	select {
 	case <-w.stop:
+		return true
 	default:
-		close(w.stop)
+		return false
 	}
 }
 
@@ -145,11 +153,9 @@ func (w *worker) run() {
 		return
 	}
 	w.mu.Lock()
-	select {
-	case <-w.stop:
+	if w.halted() {
 		w.mu.Unlock()
 		return
-	default:
 	}
 	err := w.task.Init()
 	if err != nil {
@@ -175,10 +181,8 @@ func (w *worker) run() {
 		case <-timer.C:
 		}
 		for {
-			select {
-			case <-w.stop:
+			if w.halted() {
 				return
-			default:
 			}
 			n, err := w.processBatch()
 			if err != nil {
@@ -199,10 +203,8 @@ func (w *worker) run() {
 func (w *worker) processBatch() (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	select {
-	case <-w.stop:
+	if w.halted() {
 		return 0, nil // halted at a barrier (see halt)
-	default:
 	}
 	w.inboxMu.Lock()
 	inbox := w.inbox
