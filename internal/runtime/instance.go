@@ -13,13 +13,13 @@ import (
 )
 
 // stateDirInstanceID returns the instance id stored next to the state
-// directory dir (in dir + ".instance-id": the state database owns dir and
-// may wipe it), creating it on first use, and a lock (dir + ".lock") that
-// the caller holds while it runs, so that
-// two running instances never share one id (and so one transactional id,
-// which would fence each other). The id survives restarts, so a restarted
-// instance fences its previous incarnation's open transaction at once
-// instead of waiting for the transaction timeout.
+// directory dir, in dir + ".instance-id" (the state database owns dir and
+// may wipe it), creating it on first use, and a lock on dir + ".lock" that
+// the caller holds while it runs, so that two running instances never
+// share one id (one transactional id: they would fence each other). The id
+// survives restarts, so a restarted instance fences its previous
+// incarnation's open transaction at once instead of waiting for the
+// transaction timeout.
 func stateDirInstanceID(fs vfs.FS, dir string) (id string, lock io.Closer, err error) {
 	if fs == nil {
 		fs = vfs.Default
