@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 
+	"github.com/runnel-dev/runnel/internal/keyspace"
 	"github.com/runnel-dev/runnel/serde"
 )
 
@@ -191,7 +192,7 @@ func (s *kvStore[K, V]) Prefix(prefix K) iter.Seq2[K, V] {
 			return
 		}
 		lower := bytes.Clone(p)
-		s.scan(lower, prefixSuccessor(lower), false, yield)
+		s.scan(lower, keyspace.PrefixSuccessor(lower), false, yield)
 	}
 }
 
@@ -244,13 +245,20 @@ func (s *kvStore[K, V]) ApproximateNumEntries() (int64, error) {
 	return n, nil
 }
 
+// cachedBytesStore is a byte store behind a record cache: SetListener
+// installs the function the cache calls for every write it flushes or
+// evicts to the store below it.
+type cachedBytesStore interface {
+	SetListener(fn func(key, value, old []byte, ts int64) error)
+}
+
 // SetFlushListener installs fn on the cache of the store, decoding each
 // flushed write, and reports true; it does nothing and reports false when
 // the store is not behind a cache. Decode errors are returned to
 // the flush and kept as the sticky Err; fn's errors are returned as they
 // are.
 func (s *kvStore[K, V]) SetFlushListener(fn func(Flushed[K, V]) error) (cached bool) {
-	cs, ok := s.s.(*CachedStore)
+	cs, ok := s.s.(cachedBytesStore)
 	if !ok {
 		return false
 	}

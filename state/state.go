@@ -155,12 +155,6 @@ type FlushListener[K, V any] interface {
 	SetFlushListener(fn func(Flushed[K, V]) error) (cached bool)
 }
 
-// Write is one changelog record to apply during restoration: Value nil
-// deletes Key.
-type Write struct {
-	Key, Value []byte
-}
-
 // RestoreListener observes restoration (Kafka Streams'
 // StateRestoreListener). Its methods are called from the restoring task's
 // goroutine, concurrently for different tasks, and must be quick.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -84,7 +84,7 @@ func (c changelogReader) bounds(ctx context.Context, topic string, partition int
 const restoreBatch = 10_000
 
 // Read implements Changelogs.
-func (c changelogReader) Read(ctx context.Context, topic string, partition int32, from, end int64, apply func([]state.Write, int64) error) error {
+func (c changelogReader) Read(ctx context.Context, topic string, partition int32, from, end int64, apply func([]storage.Write, int64) error) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(c.r.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{c.r.log}),
@@ -100,7 +100,7 @@ func (c changelogReader) Read(ctx context.Context, topic string, partition int32
 		return fmt.Errorf("creating restore consumer: %w", err)
 	}
 	defer cl.Close()
-	writes := make([]state.Write, 0, restoreBatch)
+	writes := make([]storage.Write, 0, restoreBatch)
 	next := from
 	for next < end {
 		fetches := cl.PollRecords(ctx, restoreBatch)
@@ -123,7 +123,7 @@ func (c changelogReader) Read(ctx context.Context, topic string, partition int32
 			}
 			next = rec.Offset + 1
 			if !rec.Attrs.IsControl() {
-				writes = append(writes, state.Write{Key: rec.Key, Value: rec.Value})
+				writes = append(writes, storage.Write{Key: rec.Key, Value: rec.Value})
 			}
 		})
 		if len(writes) > 0 || next >= end {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -86,7 +87,7 @@ type Runtime struct {
 	// transactions, aborting those a rebalance interrupted.
 	sess *kgo.GroupTransactSession
 	adm  *kadm.Client
-	db   *state.DB // nil for stateless topologies
+	db   *storage.DB // nil for stateless topologies
 	prod *kafkaProducer
 	// subOf maps a topic to the sub-topology that reads it; set by Run.
 	subOf func(topic string) (int, bool)
@@ -244,7 +245,7 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 func (r *Runtime) Run(ctx context.Context) error {
 	defer r.cancelProduce()
 	if len(r.cfg.Topology.Stores()) > 0 {
-		db, err := state.Open(r.cfg.StateDir, state.Options{FS: r.cfg.StateFS, Logger: r.log})
+		db, err := storage.Open(r.cfg.StateDir, storage.Options{FS: r.cfg.StateFS, Logger: r.log})
 		if err != nil {
 			return fmt.Errorf("runtime: opening the state directory: %w", err)
 		}

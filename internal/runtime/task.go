@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -54,7 +54,7 @@ type TaskConfig struct {
 	MaxUncommittedStateBytes int64
 	// State holds the task's persistent stores; required when the
 	// subtopology has stores.
-	State *state.DB
+	State *storage.DB
 	// CacheMaxBytes is the task's record cache budget (0: no caching).
 	CacheMaxBytes int64
 	// OnRestored is called with the number of changelog records of each
@@ -86,8 +86,8 @@ type Task struct {
 	// writes get it.
 	recordTime int64
 
-	state     *state.TaskState
-	cache     *state.Cache
+	state     *storage.TaskState
+	cache     *storage.Cache
 	stores    map[string]*taskStore
 	storeList []*taskStore
 	// commitAsked is set once the pending state asked for a commit, until

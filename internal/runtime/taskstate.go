@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 )
@@ -54,7 +55,7 @@ func (t *Task) openStores(sub *topology.Subtopology) error {
 	}
 	t.state = t.cfg.State.Task(t.cfg.ID.String())
 	if t.cfg.CacheMaxBytes > 0 {
-		t.cache = state.NewCache(t.cfg.CacheMaxBytes, &t.recordTime)
+		t.cache = storage.NewCache(t.cfg.CacheMaxBytes, &t.recordTime)
 	}
 	t.stores = make(map[string]*taskStore, len(sub.Stores))
 	for _, spec := range sub.Stores {
@@ -62,7 +63,7 @@ func (t *Task) openStores(sub *topology.Subtopology) error {
 		s := t.state.Open(spec.Name, spec.Engine)
 		if spec.Logged {
 			st.changelog = t.TopicName(topology.ChangelogTopic(spec.Name))
-			s = state.Logged(s, func(key, value []byte) error { return t.logChange(st, key, value) })
+			s = storage.Logged(s, func(key, value []byte) error { return t.logChange(st, key, value) })
 		}
 		if spec.Caching && t.cache != nil {
 			s = t.cache.Wrap(s)
@@ -194,7 +195,7 @@ type Changelogs interface {
 	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
 	// Read calls apply with the records of a partition from offset from
 	// up to end, batch by batch; next is the offset after the batch.
-	Read(ctx context.Context, topic string, partition int32, from, end int64, apply func(writes []state.Write, next int64) error) error
+	Read(ctx context.Context, topic string, partition int32, from, end int64, apply func(writes []storage.Write, next int64) error) error
 }
 
 // Restore brings the task's logged stores up to the end of their
@@ -251,7 +252,7 @@ func (t *Task) restoreStore(ctx context.Context, cl Changelogs, listener state.R
 	}
 	started := time.Now()
 	var total int64
-	err = cl.Read(ctx, topic, p, from, end, func(writes []state.Write, next int64) error {
+	err = cl.Read(ctx, topic, p, from, end, func(writes []storage.Write, next int64) error {
 		if err := t.state.Restore(name, writes, next); err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/runnel-dev/runnel/internal/runtime"
+	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -80,7 +81,7 @@ type Driver struct {
 	now    time.Time
 	closed bool
 	// db holds the stores, in memory (nil for stateless topologies).
-	db *state.DB
+	db *storage.DB
 
 	// offsets holds the next offset of every topic (full name).
 	offsets map[string]int64
@@ -129,7 +130,7 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 		out:     map[string][]*kgo.Record{},
 	}
 	if len(t.Stores()) > 0 {
-		db, err := state.Open("streamtest", state.Options{FS: vfs.NewMem(), Logger: cfg.Logger})
+		db, err := storage.Open("streamtest", storage.Options{FS: vfs.NewMem(), Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("streamtest: %w", err)
 		}

@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/runnel-dev/runnel/state"
 )
 
 func TestOpenLocked(t *testing.T) {
@@ -28,8 +29,8 @@ func TestOpenLocked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openOn(t, tc.fs, tc.dir)
 			_, err := Open(tc.dir, Options{FS: tc.fs})
-			if !errors.Is(err, ErrLocked) {
-				t.Fatalf("second Open: got %v, want an error wrapping ErrLocked", err)
+			if !errors.Is(err, state.ErrLocked) {
+				t.Fatalf("second Open: got %v, want an error wrapping state.ErrLocked", err)
 			}
 			if !strings.Contains(err.Error(), tc.dir) {
 				t.Errorf("error %q does not name the directory %s", err, tc.dir)
@@ -90,8 +91,8 @@ func TestOpenLockedByOtherProcess(t *testing.T) {
 		t.Fatalf("lock holder said %q, %v", line, err)
 	}
 	_, err = Open(dir, Options{})
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("Open while another process holds the directory: got %v, want ErrLocked", err)
+	if !errors.Is(err, state.ErrLocked) {
+		t.Fatalf("Open while another process holds the directory: got %v, want state.ErrLocked", err)
 	}
 }
 
@@ -141,7 +142,7 @@ func TestOpenCorruptStartsFresh(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openOn(t, tc.fs, tc.dir)
 			ts := db.Task("0_0")
-			s := ts.Open("counts", Persistent)
+			s := ts.Open("counts", state.Persistent)
 			mustPut(t, s, "a", "1")
 			if err := ts.Commit(map[string]int64{"counts": 7}); err != nil {
 				t.Fatal(err)
@@ -159,7 +160,7 @@ func TestOpenCorruptStartsFresh(t *testing.T) {
 				t.Errorf("no warning saying why the database was deleted; logs:\n%s", logs.String())
 			}
 			ts = db.Task("0_0")
-			s = ts.Open("counts", Persistent)
+			s = ts.Open("counts", state.Persistent)
 			if _, ok, err := ts.Checkpoint("counts"); ok || err != nil {
 				t.Errorf("checkpoint after recovery: ok=%v err=%v, want none", ok, err)
 			}
@@ -186,8 +187,8 @@ func TestCloseWithOpenTask(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Close(); !errors.Is(err, ErrClosed) {
-		t.Errorf("second Close: %v, want ErrClosed", err)
+	if err := db.Close(); !errors.Is(err, state.ErrClosed) {
+		t.Errorf("second Close: %v, want state.ErrClosed", err)
 	}
 }
 
@@ -209,7 +210,7 @@ func TestKeyLayout(t *testing.T) {
 	names := []struct{ task, store string }{{"0_1", "a"}, {"0_1", "ab"}, {"0_10", "a"}, {"0_1", "a\x00b"}}
 	for _, n := range names {
 		ts := db.Task(n.task)
-		s := ts.Open(n.store, Persistent)
+		s := ts.Open(n.store, state.Persistent)
 		mustPut(t, s, "k", n.task+"/"+n.store)
 		if err := ts.Commit(map[string]int64{n.store: 1}); err != nil {
 			t.Fatal(err)
@@ -218,7 +219,7 @@ func TestKeyLayout(t *testing.T) {
 	}
 	for _, n := range names {
 		ts := db.Task(n.task)
-		s := ts.Open(n.store, Persistent)
+		s := ts.Open(n.store, state.Persistent)
 		if got := scanAll(t, s, nil, nil, false); !slices.Equal(got, []string{"k=" + n.task + "/" + n.store}) {
 			t.Errorf("%s/%q: %v", n.task, n.store, got)
 		}

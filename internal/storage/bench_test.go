@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"encoding/binary"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/state"
 )
 
 // BenchmarkCount measures a count aggregation's store access: a typed Int64
@@ -15,20 +16,20 @@ import (
 func BenchmarkCount(b *testing.B) {
 	for _, bc := range []struct {
 		name       string
-		engine     Engine
+		engine     state.Engine
 		cacheBytes int64
 		keys       int
 	}{
-		{"pebble/cache/10k-keys", Persistent, 10 << 20, 10_000},
-		{"pebble/cache/1M-keys", Persistent, 10 << 20, 1_000_000},
-		{"pebble/no-cache/10k-keys", Persistent, 0, 10_000},
-		{"memory/cache/10k-keys", InMemory, 10 << 20, 10_000},
+		{"pebble/cache/10k-keys", state.Persistent, 10 << 20, 10_000},
+		{"pebble/cache/1M-keys", state.Persistent, 10 << 20, 1_000_000},
+		{"pebble/no-cache/10k-keys", state.Persistent, 0, 10_000},
+		{"memory/cache/10k-keys", state.InMemory, 10 << 20, 10_000},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			db, _ := openMem(b)
 			ts := db.Task("0_0")
 			c := NewCache(bc.cacheBytes, nil)
-			kv := NewKeyValueStore(c.Wrap(ts.Open("counts", bc.engine)), serde.String, serde.Int64)
+			kv := state.NewKeyValueStore(c.Wrap(ts.Open("counts", bc.engine)), serde.String, serde.Int64)
 			keys := make([]string, bc.keys)
 			for i := range keys {
 				keys[i] = fmt.Sprintf("word-%07d", (i*7919)%bc.keys)
@@ -79,7 +80,7 @@ func BenchmarkRestore(b *testing.B) {
 			b.ReportAllocs()
 			for n := 0; b.Loop(); n++ {
 				ts := db.Task(fmt.Sprintf("0_%d", n)) // a fresh store each time
-				ts.Open("s", Persistent)
+				ts.Open("s", state.Persistent)
 				for i := 0; i < records; i += batch {
 					if err := ts.Restore("s", writes[i:i+batch], int64(i+batch)); err != nil {
 						b.Fatal(err)

@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"bytes"
@@ -7,12 +7,14 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/btree"
+	"github.com/runnel-dev/runnel/internal/keyspace"
+	"github.com/runnel-dev/runnel/state"
 )
 
 // Compile-time interface checks.
 var (
-	_ BytesStore = (*pebbleStore)(nil)
-	_ BytesStore = (*memStore)(nil)
+	_ state.BytesStore = (*pebbleStore)(nil)
+	_ state.BytesStore = (*memStore)(nil)
 )
 
 // pebbleStore is a Persistent store: a key range of the DB, written through
@@ -22,7 +24,7 @@ type pebbleStore struct {
 	ts      *TaskState
 	name    string
 	prefix  []byte // data key prefix of the store
-	upper   []byte // prefixSuccessor(prefix)
+	upper   []byte // keyspace.PrefixSuccessor(prefix)
 	ckptKey []byte // the store's checkpoint key
 	kbuf    []byte // scratch for full keys; Pebble copies keys it keeps
 }
@@ -33,13 +35,13 @@ func newPebbleStore(ts *TaskState, name string) *pebbleStore {
 		ts:      ts,
 		name:    name,
 		prefix:  prefix,
-		upper:   prefixSuccessor(prefix),
+		upper:   keyspace.PrefixSuccessor(prefix),
 		ckptKey: storePrefix(keyspaceCheckpt, ts.id, name),
 		kbuf:    slices.Clip(prefix),
 	}
 }
 
-func (s *pebbleStore) engine() Engine { return Persistent }
+func (s *pebbleStore) engine() state.Engine { return state.Persistent }
 
 // Name returns the store's name.
 func (s *pebbleStore) Name() string { return s.name }
@@ -47,7 +49,7 @@ func (s *pebbleStore) Name() string { return s.name }
 // check returns the error of using s now: task closed, or DB failed.
 func (s *pebbleStore) check() error {
 	if s.ts.closed {
-		return fmt.Errorf("task %s: store %q: %w", s.ts.id, s.name, ErrClosed)
+		return fmt.Errorf("task %s: store %q: %w", s.ts.id, s.name, state.ErrClosed)
 	}
 	return s.ts.db.Err()
 }
@@ -172,14 +174,14 @@ type memStore struct {
 	tree *btree.BTreeG[memItem] // nil once the task closed
 }
 
-func (s *memStore) engine() Engine { return InMemory }
+func (s *memStore) engine() state.Engine { return state.InMemory }
 
 // Name returns the store's name.
 func (s *memStore) Name() string { return s.name }
 
 func (s *memStore) check() error {
 	if s.tree == nil || s.ts.closed {
-		return fmt.Errorf("task %s: store %q: %w", s.ts.id, s.name, ErrClosed)
+		return fmt.Errorf("task %s: store %q: %w", s.ts.id, s.name, state.ErrClosed)
 	}
 	return s.ts.db.Err()
 }

@@ -1,4 +1,6 @@
-package state
+package storage
+
+import "github.com/runnel-dev/runnel/state"
 
 // Logged returns s with every change written to a changelog: Put and Delete
 // write through to s, then call log with the key and the value (nil for a
@@ -8,17 +10,17 @@ package state
 // log is called on the store's goroutine and must not keep key or value
 // after it returns: a log that hands them to a producer copies them. Like
 // s, the returned store is not safe for concurrent use.
-func Logged(s BytesStore, log func(key, value []byte) error) BytesStore {
+func Logged(s state.BytesStore, log func(key, value []byte) error) state.BytesStore {
 	return &loggedStore{BytesStore: s, log: log}
 }
 
 // loggedStore is the store Logged returns.
 type loggedStore struct {
-	BytesStore
+	state.BytesStore
 	log func(key, value []byte) error
 }
 
-var _ BytesStore = (*loggedStore)(nil)
+var _ state.BytesStore = (*loggedStore)(nil)
 
 // Put writes key=value to the store below, then logs it.
 func (s *loggedStore) Put(key, value []byte) error {

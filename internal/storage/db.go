@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"encoding/binary"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/runnel-dev/runnel/state"
 )
 
 var (
@@ -136,7 +136,7 @@ func Open(dir string, opts Options) (*DB, error) {
 			// Creating the lock file failed: an I/O problem, not contention.
 			return nil, fmt.Errorf("state: lock state directory %s: %w", dir, err)
 		}
-		return nil, fmt.Errorf("%w: %s: %w", ErrLocked, dir, err)
+		return nil, fmt.Errorf("%w: %s: %w", state.ErrLocked, dir, err)
 	}
 	db := &DB{lock: lock, dir: dir, log: opts.Logger}
 	db.mu.tasks = make(map[string]*TaskState)
@@ -195,7 +195,7 @@ func (db *DB) Close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.mu.closed {
-		return fmt.Errorf("state: close state database %s: %w", db.dir, ErrClosed)
+		return fmt.Errorf("state: close state database %s: %w", db.dir, state.ErrClosed)
 	}
 	if len(db.mu.tasks) > 0 {
 		ids := make([]string, 0, len(db.mu.tasks))
@@ -327,19 +327,6 @@ func storePrefix(ks byte, id, name string) []byte {
 	b := taskPrefix(ks, id)
 	b = binary.AppendUvarint(b, uint64(len(name)))
 	return append(b, name...)
-}
-
-// prefixSuccessor returns the smallest key greater than every key starting
-// with p, or nil (unbounded) when there is none (p empty or all 0xff).
-func prefixSuccessor(p []byte) []byte {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] != 0xff {
-			s := slices.Clone(p[:i+1])
-			s[i]++
-			return s
-		}
-	}
-	return nil
 }
 
 // encodeCheckpoint encodes a changelog offset as 8 big-endian bytes.

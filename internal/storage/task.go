@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"bytes"
@@ -8,7 +8,14 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/btree"
+	"github.com/runnel-dev/runnel/state"
 )
+
+// Write is one changelog record to apply during restoration: Value nil
+// deletes Key.
+type Write struct {
+	Key, Value []byte
+}
 
 // TaskState is the state of one task: its stores, the batch of their
 // uncommitted writes and their checkpoints. It comes from DB.Task.
@@ -25,7 +32,7 @@ import (
 type TaskState struct {
 	db     *DB
 	id     string
-	batch  *pebble.Batch // pending writes (indexed); nil until a Persistent store opens
+	batch  *pebble.Batch // pending writes (indexed); nil until a state.Persistent store opens
 	rbatch *pebble.Batch // reused by Restore; nil until first used
 	stores map[string]taskStore
 	closed bool
@@ -33,8 +40,8 @@ type TaskState struct {
 
 // taskStore is a store engine of a TaskState.
 type taskStore interface {
-	BytesStore
-	engine() Engine
+	state.BytesStore
+	engine() state.Engine
 }
 
 func newTaskState(db *DB, id string) *TaskState {
@@ -51,7 +58,7 @@ func newTaskState(db *DB, id string) *TaskState {
 //
 // Open panics when the TaskState is closed or name is open with another
 // engine: both are bugs of the caller.
-func (ts *TaskState) Open(name string, engine Engine) BytesStore {
+func (ts *TaskState) Open(name string, engine state.Engine) state.BytesStore {
 	if ts.closed {
 		panic(fmt.Sprintf("state: task %s: Open(%q) after Close", ts.id, name))
 	}
@@ -63,7 +70,7 @@ func (ts *TaskState) Open(name string, engine Engine) BytesStore {
 	}
 	var s taskStore
 	switch engine {
-	case InMemory:
+	case state.InMemory:
 		s = &memStore{ts: ts, name: name, tree: btree.NewG(memDegree, memLess)}
 	default:
 		if ts.batch == nil {
@@ -78,7 +85,7 @@ func (ts *TaskState) Open(name string, engine Engine) BytesStore {
 // store returns the open store name, for op.
 func (ts *TaskState) store(op, name string) (taskStore, error) {
 	if ts.closed {
-		return nil, fmt.Errorf("state: task %s: %s store %q: %w", ts.id, op, name, ErrClosed)
+		return nil, fmt.Errorf("state: task %s: %s store %q: %w", ts.id, op, name, state.ErrClosed)
 	}
 	if err := ts.db.Err(); err != nil {
 		return nil, err
@@ -277,7 +284,7 @@ func (ts *TaskState) PendingBytes() int {
 // no checkpoints does nothing.
 func (ts *TaskState) Commit(checkpoints map[string]int64) error {
 	if ts.closed {
-		return fmt.Errorf("state: task %s: commit: %w", ts.id, ErrClosed)
+		return fmt.Errorf("state: task %s: commit: %w", ts.id, state.ErrClosed)
 	}
 	if err := ts.db.Err(); err != nil {
 		return err
@@ -289,12 +296,12 @@ func (ts *TaskState) Commit(checkpoints map[string]int64) error {
 		if !ok {
 			return fmt.Errorf("state: task %s: commit: checkpoint of store %q: store not open", ts.id, name)
 		}
-		if off := checkpoints[name]; off < 0 && s.engine() == Persistent {
+		if off := checkpoints[name]; off < 0 && s.engine() == state.Persistent {
 			return fmt.Errorf("state: task %s: commit: checkpoint of store %q: negative offset %d", ts.id, name, off)
 		}
 	}
 	if ts.batch == nil {
-		return nil // no Persistent store: nothing to commit
+		return nil // no state.Persistent store: nothing to commit
 	}
 	for _, name := range names {
 		if ps, ok := ts.stores[name].(*pebbleStore); ok {

@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"errors"
@@ -8,36 +8,37 @@ import (
 	"testing"
 
 	"github.com/runnel-dev/runnel/serde"
+	"github.com/runnel-dev/runnel/state"
 )
 
 // layout is a way to build a store: an engine, optionally behind a cache.
 type layout struct {
 	name       string
-	engine     Engine
+	engine     state.Engine
 	cached     bool
 	cacheBytes int64
 }
 
 var layouts = []layout{
-	{name: "persistent", engine: Persistent},
-	{name: "in-memory", engine: InMemory},
-	{name: "persistent/cache", engine: Persistent, cached: true, cacheBytes: 1 << 20},
-	{name: "in-memory/cache", engine: InMemory, cached: true, cacheBytes: 1 << 20},
+	{name: "persistent", engine: state.Persistent},
+	{name: "in-memory", engine: state.InMemory},
+	{name: "persistent/cache", engine: state.Persistent, cached: true, cacheBytes: 1 << 20},
+	{name: "in-memory/cache", engine: state.InMemory, cached: true, cacheBytes: 1 << 20},
 	// Room for about three entries: most writes evict.
-	{name: "persistent/tiny-cache", engine: Persistent, cached: true, cacheBytes: 3 * (CacheEntryOverhead + 8)},
+	{name: "persistent/tiny-cache", engine: state.Persistent, cached: true, cacheBytes: 3 * (CacheEntryOverhead + 8)},
 }
 
 // testStore is a store built by a layout.
 type testStore struct {
 	ts    *TaskState
 	cache *Cache // nil when not cached
-	bytes BytesStore
+	bytes state.BytesStore
 }
 
 func (l layout) open(t testing.TB, db *DB, task, name string) testStore {
 	t.Helper()
 	ts := db.Task(task)
-	var s BytesStore = ts.Open(name, l.engine)
+	var s state.BytesStore = ts.Open(name, l.engine)
 	var c *Cache
 	if l.cached {
 		c = NewCache(l.cacheBytes, nil)
@@ -69,7 +70,7 @@ func TestKeyValueStore(t *testing.T) {
 		t.Run(l.name, func(t *testing.T) {
 			db, _ := openMem(t)
 			st := l.open(t, db, "0_0", "kv")
-			kv := NewKeyValueStore(st.bytes, serde.String, serde.String)
+			kv := state.NewKeyValueStore(st.bytes, serde.String, serde.String)
 			if kv.Name() != "kv" {
 				t.Errorf("Name %q", kv.Name())
 			}
@@ -158,7 +159,7 @@ func TestKeyValueStorePrefixOfFF(t *testing.T) {
 	for _, l := range layouts[:3] {
 		t.Run(l.name, func(t *testing.T) {
 			db, _ := openMem(t)
-			kv := NewKeyValueStore(l.open(t, db, "0_0", "kv").bytes, serde.Bytes, serde.String)
+			kv := state.NewKeyValueStore(l.open(t, db, "0_0", "kv").bytes, serde.Bytes, serde.String)
 			for _, k := range [][]byte{{0xfe}, {0xff}, {0xff, 0x00}, {0xff, 0xff}, {0xff, 0xff, 0x01}} {
 				if err := kv.Put(k, fmt.Sprint(k)); err != nil {
 					t.Fatal(err)
@@ -178,7 +179,7 @@ func TestKeyValueStoreBytesAliasing(t *testing.T) {
 	for _, l := range layouts {
 		t.Run(l.name, func(t *testing.T) {
 			db, _ := openMem(t)
-			kv := NewKeyValueStore(l.open(t, db, "0_0", "kv").bytes, serde.Bytes, serde.Bytes)
+			kv := state.NewKeyValueStore(l.open(t, db, "0_0", "kv").bytes, serde.Bytes, serde.Bytes)
 			for i := range 50 {
 				k := fmt.Appendf(nil, "k%02d", i)
 				if err := kv.Put(k, k); err != nil {
@@ -205,18 +206,18 @@ func TestDecodeErrorIsSticky(t *testing.T) {
 			s := db.Task("0_0").Open("counts", engine)
 			mustPut(t, s, "bad", "not an int64")
 			mustPut(t, s, "good", "\x00\x00\x00\x00\x00\x00\x00\x07")
-			kv := NewKeyValueStore(s, serde.String, serde.Int64)
+			kv := state.NewKeyValueStore(s, serde.String, serde.Int64)
 
 			if v, found, err := kv.Get("good"); v != 7 || !found || err != nil {
 				t.Fatalf("Get(good) = %d, %v, %v", v, found, err)
 			}
 			_, _, err := kv.Get("bad")
-			var se *StoreError
+			var se *state.StoreError
 			if !errors.As(err, &se) {
-				t.Fatalf("Get(bad): %v, want a *StoreError", err)
+				t.Fatalf("Get(bad): %v, want a *state.StoreError", err)
 			}
 			if se.Store != "counts" || string(se.Key) != "bad" || se.Op != "decode value" || !errors.Is(err, serde.ErrSize) {
-				t.Errorf("StoreError = %+v", se)
+				t.Errorf("state.StoreError = %+v", se)
 			}
 			if kv.Err() != err {
 				t.Errorf("Err() = %v, want the first error %v", kv.Err(), err)
@@ -225,7 +226,7 @@ func TestDecodeErrorIsSticky(t *testing.T) {
 			// A later error does not replace the first.
 			s2 := db.Task("0_1").Open("other", engine)
 			mustPut(t, s2, "x", "bad")
-			kv2 := NewKeyValueStore(s2, serde.String, serde.Int64)
+			kv2 := state.NewKeyValueStore(s2, serde.String, serde.Int64)
 			for range kv2.All() {
 				t.Error("All yielded an undecodable entry")
 			}
@@ -244,11 +245,11 @@ func TestDecodeErrorIsSticky(t *testing.T) {
 func TestStoreErrorAfterClose(t *testing.T) {
 	db, _ := openMem(t)
 	ts := db.Task("0_0")
-	kv := NewKeyValueStore(ts.Open("s", Persistent), serde.String, serde.String)
+	kv := state.NewKeyValueStore(ts.Open("s", state.Persistent), serde.String, serde.String)
 	ts.Close()
 	err := kv.Put("k", "v")
-	var se *StoreError
-	if !errors.Is(err, ErrClosed) || !errors.As(err, &se) || se.Op != "put" || string(se.Key) != "k" {
+	var se *state.StoreError
+	if !errors.Is(err, state.ErrClosed) || !errors.As(err, &se) || se.Op != "put" || string(se.Key) != "k" {
 		t.Errorf("Put after Close: %v", err)
 	}
 	for range kv.All() {
@@ -261,9 +262,9 @@ func TestSetFlushListener(t *testing.T) {
 		t.Run(l.name, func(t *testing.T) {
 			db, _ := openMem(t)
 			st := l.open(t, db, "0_0", "counts")
-			kv := NewKeyValueStore(st.bytes, serde.String, serde.Int64)
-			var got []Flushed[string, int64]
-			cached := kv.(FlushListener[string, int64]).SetFlushListener(func(f Flushed[string, int64]) error {
+			kv := state.NewKeyValueStore(st.bytes, serde.String, serde.Int64)
+			var got []state.Flushed[string, int64]
+			cached := kv.(state.FlushListener[string, int64]).SetFlushListener(func(f state.Flushed[string, int64]) error {
 				got = append(got, f)
 				return nil
 			})
@@ -286,7 +287,7 @@ func TestSetFlushListener(t *testing.T) {
 				t.Fatal(err)
 			}
 			st.flush(t)
-			want := []Flushed[string, int64]{
+			want := []state.Flushed[string, int64]{
 				{Key: "a", Value: 3, HasValue: true},
 				{Key: "a", Old: 3, HasOld: true},
 			}

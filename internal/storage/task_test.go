@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"errors"
@@ -9,13 +9,14 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/runnel-dev/runnel/state"
 )
 
 func TestBatchIsolation(t *testing.T) {
 	db, fs := openMem(t)
 	ts := db.Task("0_1")
-	s := ts.Open("s", Persistent)
-	other := db.Task("0_2").Open("s", Persistent)
+	s := ts.Open("s", state.Persistent)
+	other := db.Task("0_2").Open("s", state.Persistent)
 
 	mustPut(t, s, "a", "1")
 	mustPut(t, s, "b", "2")
@@ -41,7 +42,7 @@ func TestBatchIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts = db.Task("0_1")
-	s = ts.Open("s", Persistent)
+	s = ts.Open("s", state.Persistent)
 	if v := mustGet(t, s, "a"); v != nil {
 		t.Errorf("a=%q after closing without a commit", v)
 	}
@@ -75,15 +76,15 @@ func TestBatchIsolation(t *testing.T) {
 	mustPut(t, s, "a", "uncommitted")
 	mustPut(t, s, "d", "uncommitted")
 	ts.Close()
-	if _, err := s.Get([]byte("a")); !errors.Is(err, ErrClosed) {
-		t.Errorf("Get after Close: %v, want ErrClosed", err)
+	if _, err := s.Get([]byte("a")); !errors.Is(err, state.ErrClosed) {
+		t.Errorf("Get after Close: %v, want state.ErrClosed", err)
 	}
 	db = reopen(t, db, fs)
 	if got := dump(t, db); !slices.Equal(got, want) {
 		t.Errorf("database after reopening:\n got %v\nwant %v", got, want)
 	}
 	ts = db.Task("0_1")
-	s = ts.Open("s", Persistent)
+	s = ts.Open("s", state.Persistent)
 	if off, ok, err := ts.Checkpoint("s"); off != 42 || !ok || err != nil {
 		t.Errorf("Checkpoint = %d, %v, %v; want 42", off, ok, err)
 	}
@@ -96,7 +97,7 @@ func TestCommitIsSynced(t *testing.T) {
 	fs := vfs.NewCrashableMem()
 	db := openOn(t, fs, "db")
 	ts := db.Task("0_0")
-	s := ts.Open("s", Persistent)
+	s := ts.Open("s", state.Persistent)
 	mustPut(t, s, "a", "1")
 	if err := ts.Commit(map[string]int64{"s": 5}); err != nil {
 		t.Fatal(err)
@@ -112,8 +113,8 @@ func TestCommitIsSynced(t *testing.T) {
 func TestCommitCheckpointOnly(t *testing.T) {
 	db, _ := openMem(t)
 	ts := db.Task("0_0")
-	ts.Open("p", Persistent)
-	ts.Open("m", InMemory)
+	ts.Open("p", state.Persistent)
+	ts.Open("m", state.InMemory)
 	if err := ts.Commit(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +138,8 @@ func TestCommitCheckpointOnly(t *testing.T) {
 func TestWipe(t *testing.T) {
 	db, fs := openMem(t)
 	ts := db.Task("0_0")
-	s1 := ts.Open("s1", Persistent)
-	s2 := ts.Open("s2", Persistent)
+	s1 := ts.Open("s1", state.Persistent)
+	s2 := ts.Open("s2", state.Persistent)
 	mustPut(t, s1, "a", "1")
 	mustPut(t, s2, "a", "1")
 	if err := ts.Commit(map[string]int64{"s1": 10, "s2": 20}); err != nil {
@@ -207,7 +208,7 @@ func TestRestore(t *testing.T) {
 				t.Errorf("empty value restored as %#v", v)
 			}
 			off, ok, err := ts.Checkpoint("s")
-			if engine == InMemory {
+			if engine == state.InMemory {
 				if ok || err != nil {
 					t.Errorf("in-memory checkpoint: ok=%v err=%v", ok, err)
 				}
@@ -236,7 +237,7 @@ func TestRestore(t *testing.T) {
 func TestBadCheckpoint(t *testing.T) {
 	db, _ := openMem(t)
 	ts := db.Task("0_0")
-	ts.Open("s", Persistent)
+	ts.Open("s", state.Persistent)
 	if err := db.pdb.Set(storePrefix(keyspaceCheckpt, "0_0", "s"), []byte("garbage"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -254,17 +255,17 @@ func TestBadCheckpoint(t *testing.T) {
 func TestInMemoryStoreDiesWithTask(t *testing.T) {
 	db, _ := openMem(t)
 	ts := db.Task("0_0")
-	s := ts.Open("m", InMemory)
+	s := ts.Open("m", state.InMemory)
 	mustPut(t, s, "a", "1")
 	if err := ts.Commit(map[string]int64{"m": 1}); err != nil {
 		t.Fatal(err)
 	}
 	ts.Close()
-	if _, err := s.Get([]byte("a")); !errors.Is(err, ErrClosed) {
-		t.Errorf("Get after Close: %v, want ErrClosed", err)
+	if _, err := s.Get([]byte("a")); !errors.Is(err, state.ErrClosed) {
+		t.Errorf("Get after Close: %v, want state.ErrClosed", err)
 	}
 	ts = db.Task("0_0")
-	if v := mustGet(t, ts.Open("m", InMemory), "a"); v != nil {
+	if v := mustGet(t, ts.Open("m", state.InMemory), "a"); v != nil {
 		t.Errorf("in-memory a=%q survived its task", v)
 	}
 	if got := dump(t, db); len(got) != 0 {
@@ -285,7 +286,7 @@ func TestCommitFailure(t *testing.T) {
 	}))
 	db := openOn(t, fs, "db")
 	ts := db.Task("0_0")
-	s := ts.Open("s", Persistent)
+	s := ts.Open("s", state.Persistent)
 	mustPut(t, s, "a", "1")
 	if err := ts.Commit(map[string]int64{"s": 1}); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"bytes"
@@ -7,11 +7,13 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/runnel-dev/runnel/state"
 )
 
 // recStore records the operations reaching a store.
 type recStore struct {
-	BytesStore
+	state.BytesStore
 	ops []string
 }
 
@@ -63,7 +65,7 @@ func orDash(b []byte) string {
 func newCached(t *testing.T, maxBytes int64) (*CachedStore, *recStore, *flushRec, *int64) {
 	t.Helper()
 	db, _ := openMem(t)
-	below := &recStore{BytesStore: db.Task("0_0").Open("s", InMemory)}
+	below := &recStore{BytesStore: db.Task("0_0").Open("s", state.InMemory)}
 	clock := new(int64)
 	c := NewCache(maxBytes, clock)
 	cs := c.Wrap(below)
@@ -200,8 +202,8 @@ func TestCacheFlushOrder(t *testing.T) {
 			return nil
 		}
 	}
-	s1 := c.Wrap(ts.Open("s1", Persistent))
-	s2 := c.Wrap(ts.Open("s2", InMemory))
+	s1 := c.Wrap(ts.Open("s1", state.Persistent))
+	s2 := c.Wrap(ts.Open("s2", state.InMemory))
 	s1.SetListener(listener("s1"))
 	s2.SetListener(listener("s2"))
 	mustPut(t, s2, "x", "1")
@@ -224,8 +226,8 @@ func TestCacheListenerWrites(t *testing.T) {
 		t.Run(fmt.Sprint(maxBytes), func(t *testing.T) {
 			c := NewCache(maxBytes, nil)
 			name := fmt.Sprint("up", maxBytes)
-			up := c.Wrap(ts.Open(name, InMemory))
-			down := c.Wrap(ts.Open(name+"-down", InMemory))
+			up := c.Wrap(ts.Open(name, state.InMemory))
+			down := c.Wrap(ts.Open(name+"-down", state.InMemory))
 			var downCalls []string
 			down.SetListener(func(key, value, _ []byte, _ int64) error {
 				downCalls = append(downCalls, string(key)+"="+string(value))

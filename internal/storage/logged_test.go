@@ -1,14 +1,16 @@
-package state
+package storage
 
 import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/runnel-dev/runnel/state"
 )
 
 func TestLogged(t *testing.T) {
 	db, _ := openMem(t)
-	below := db.Task("0_0").Open("s", InMemory)
+	below := db.Task("0_0").Open("s", state.InMemory)
 	var log []string
 	fail := errors.New("log failed")
 	var logErr error
@@ -40,7 +42,7 @@ func TestLogged(t *testing.T) {
 	db.mu.Unlock()
 	ts.Close()
 	log = nil
-	if err := s.Put([]byte("d"), []byte("4")); !errors.Is(err, ErrClosed) || len(log) != 0 {
+	if err := s.Put([]byte("d"), []byte("4")); !errors.Is(err, state.ErrClosed) || len(log) != 0 {
 		t.Errorf("Put on a closed store: %v, logged %v", err, log)
 	}
 }

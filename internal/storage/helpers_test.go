@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/runnel-dev/runnel/state"
 	"go.uber.org/goleak"
 )
 
@@ -93,7 +94,7 @@ func ckptKey(task, store string) string {
 func ckptVal(off int64) string { return fmt.Sprintf("%q", encodeCheckpoint(off)) }
 
 // scanAll returns the entries of s in [lower, upper) as "key=value".
-func scanAll(t testing.TB, s BytesStore, lower, upper []byte, reverse bool) []string {
+func scanAll(t testing.TB, s state.BytesStore, lower, upper []byte, reverse bool) []string {
 	t.Helper()
 	var out []string
 	err := s.Scan(lower, upper, reverse, func(k, v []byte) bool {
@@ -106,7 +107,7 @@ func scanAll(t testing.TB, s BytesStore, lower, upper []byte, reverse bool) []st
 	return out
 }
 
-func mustGet(t testing.TB, s BytesStore, key string) []byte {
+func mustGet(t testing.TB, s state.BytesStore, key string) []byte {
 	t.Helper()
 	v, err := s.Get([]byte(key))
 	if err != nil {
@@ -115,14 +116,14 @@ func mustGet(t testing.TB, s BytesStore, key string) []byte {
 	return v
 }
 
-func mustPut(t testing.TB, s BytesStore, key, value string) {
+func mustPut(t testing.TB, s state.BytesStore, key, value string) {
 	t.Helper()
 	if err := s.Put([]byte(key), []byte(value)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustDelete(t testing.TB, s BytesStore, key string) {
+func mustDelete(t testing.TB, s state.BytesStore, key string) {
 	t.Helper()
 	if err := s.Delete([]byte(key)); err != nil {
 		t.Fatal(err)
@@ -143,4 +144,4 @@ func rawGet(t testing.TB, db *DB, task, store, key string) []byte {
 	return bytes.Clone(v)
 }
 
-var engines = []Engine{Persistent, InMemory}
+var engines = []state.Engine{state.Persistent, state.InMemory}

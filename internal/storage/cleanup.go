@@ -1,4 +1,4 @@
-package state
+package storage
 
 import (
 	"encoding/binary"
@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/runnel-dev/runnel/internal/keyspace"
+	"github.com/runnel-dev/runnel/state"
 )
 
 // Tasks returns the ids of the tasks that have data or checkpoints in the
@@ -33,7 +35,7 @@ func (db *DB) Tasks() ([]string, error) {
 				ids = append(ids, id)
 			}
 			// Skip the rest of the task's keys.
-			valid = it.SeekGE(prefixSuccessor(taskPrefix(ks, id)))
+			valid = it.SeekGE(keyspace.PrefixSuccessor(taskPrefix(ks, id)))
 		}
 		if err := it.Close(); err != nil {
 			return nil, fmt.Errorf("state: listing tasks: %w", err)
@@ -67,13 +69,13 @@ func (db *DB) DropTask(id string) error {
 	closed := db.mu.closed
 	db.mu.Unlock()
 	if closed {
-		return fmt.Errorf("state: drop task %s: %w", id, ErrClosed)
+		return fmt.Errorf("state: drop task %s: %w", id, state.ErrClosed)
 	}
 	b := db.pdb.NewBatch()
 	defer b.Close()
 	for _, ks := range []byte{keyspaceData, keyspaceCheckpt} {
 		p := taskPrefix(ks, id)
-		if err := b.DeleteRange(p, prefixSuccessor(p), nil); err != nil {
+		if err := b.DeleteRange(p, keyspace.PrefixSuccessor(p), nil); err != nil {
 			return fmt.Errorf("state: drop task %s: %w", id, err)
 		}
 	}

@@ -1,8 +1,10 @@
-package state
+package storage
 
 import (
 	"slices"
 	"testing"
+
+	"github.com/runnel-dev/runnel/state"
 )
 
 // TestTasksAndDropTask: Tasks lists every task with data or checkpoints
@@ -13,14 +15,14 @@ func TestTasksAndDropTask(t *testing.T) {
 	names := []struct{ task, store string }{{"0_1", "a"}, {"0_1", "ab"}, {"0_10", "a"}, {"1_0", "a"}}
 	for _, n := range names {
 		ts := db.Task(n.task)
-		mustPut(t, ts.Open(n.store, Persistent), "k", n.task+"/"+n.store)
+		mustPut(t, ts.Open(n.store, state.Persistent), "k", n.task+"/"+n.store)
 		if err := ts.Commit(map[string]int64{n.store: 1}); err != nil {
 			t.Fatal(err)
 		}
 		ts.Close()
 	}
 	ts := db.Task("2_0") // a checkpoint only
-	ts.Open("a", Persistent)
+	ts.Open("a", state.Persistent)
 	if err := ts.Commit(map[string]int64{"a": 7}); err != nil {
 		t.Fatal(err)
 	}

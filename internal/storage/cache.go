@@ -1,9 +1,11 @@
-package state
+package storage
 
 import (
 	"bytes"
 	"slices"
 	"unsafe"
+
+	"github.com/runnel-dev/runnel/state"
 )
 
 // CacheEntryOverhead is the number of bytes a Cache counts for each entry on
@@ -78,7 +80,7 @@ func (e *entry) size() int64 { return int64(len(e.key)+len(e.value)) + CacheEntr
 
 // Wrap returns s behind the cache. Stores are flushed in the order they
 // were wrapped.
-func (c *Cache) Wrap(s BytesStore) *CachedStore {
+func (c *Cache) Wrap(s state.BytesStore) *CachedStore {
 	cs := &CachedStore{c: c, below: s, entries: make(map[string]*entry)}
 	c.stores = append(c.stores, cs)
 	return cs
@@ -174,14 +176,14 @@ func (c *Cache) unlinkLRU(e *entry) {
 // A CachedStore is not safe for concurrent use.
 type CachedStore struct {
 	c         *Cache
-	below     BytesStore
+	below     state.BytesStore
 	entries   map[string]*entry // nil when the cache is disabled
 	dirtyHead *entry
 	dirtyTail *entry
 	listener  func(key, value, old []byte, ts int64) error
 }
 
-var _ BytesStore = (*CachedStore)(nil)
+var _ state.BytesStore = (*CachedStore)(nil)
 
 // SetListener installs fn to be called for each dirty entry written down to
 // the store below, after the write: value is the entry's value (nil: a
