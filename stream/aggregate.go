@@ -3,6 +3,7 @@ package stream
 import (
 	"fmt"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/topology"
 )
@@ -70,8 +71,8 @@ func aggregateStream[K, V, VR any](g KGroupedStream[K, V], o *options, prefix st
 	if !repartitioned {
 		keys = g.ks // a repartition sink has already dropped null keys
 	}
-	return tableOf(addStateful(in, name, store, vs, ok, func(tc topology.TaskContext, table *tableStore[K, VR]) receiver[K, V] {
-		return &aggregateNode[K, V, VR]{name: name, tc: tc, table: table, keys: keys, keyTopic: tc.TopicName(topology.ChangelogTopic(store)), step: step}
+	return tableOf(addStateful(in, name, store, vs, ok, func(tc graph.TaskContext, table *tableStore[K, VR]) receiver[K, V] {
+		return &aggregateNode[K, V, VR]{name: name, tc: tc, table: table, keys: keys, keyTopic: tc.TopicName(graph.ChangelogTopic(store)), step: step}
 	}))
 }
 
@@ -79,7 +80,7 @@ func aggregateStream[K, V, VR any](g KGroupedStream[K, V], o *options, prefix st
 // KStreamAggregate and KStreamReduce).
 type aggregateNode[K, V, VR any] struct {
 	name  string
-	tc    topology.TaskContext
+	tc    graph.TaskContext
 	table *tableStore[K, VR]
 	// keys, when set, serializes keys to find null ones (for keyTopic).
 	keys     serde.Serde[K]
@@ -171,7 +172,7 @@ func aggregateTable[K, V, VR any](g KGroupedTable[K, V], o *options, prefix stri
 	name := b.tableNodeName(o, prefix)
 	b.checkNil(name, checks...)
 	ok := b.addStore(name, fmt.Sprintf("node %q", name), dslStore(store, generated, o, g.ks, vs))
-	return tableOf(addStateful(in, name, store, vs, ok, func(_ topology.TaskContext, table *tableStore[K, VR]) receiver[K, change[V]] {
+	return tableOf(addStateful(in, name, store, vs, ok, func(_ graph.TaskContext, table *tableStore[K, VR]) receiver[K, change[V]] {
 		return &tableAggregateNode[K, V, VR]{name: name, table: table, add: add, sub: sub}
 	}))
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/streamtest"
@@ -137,12 +138,12 @@ func TestGroupByRepartitionsThroughStoreTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, kind := range map[string]topology.InternalTopicKind{"counts-repartition": topology.Repartition, "counts-changelog": topology.Changelog} {
-		if it, ok := topo.InternalTopic(name); !ok || it.Kind != kind || it.Generated {
+	for name, kind := range map[string]graph.InternalTopicKind{"counts-repartition": graph.Repartition, "counts-changelog": graph.Changelog} {
+		if it, ok := graph.Of(topo).InternalTopic(name); !ok || it.Kind != kind || it.Generated {
 			t.Errorf("internal topic %q = %+v, %v; want a named one of kind %v", name, it, ok, kind)
 		}
 	}
-	if n := len(topo.Subtopologies()); n != 2 {
+	if n := len(graph.Of(topo).Subtopologies()); n != 2 {
 		t.Fatalf("%d subtopologies, want 2", n)
 	}
 	d := drive(t, b, streamtest.Config{AppID: "wc"})
@@ -169,15 +170,15 @@ func TestGroupingNameNamesRepartitionTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	var repartitions []string
-	for _, it := range topo.InternalTopics() {
-		if it.Kind == topology.Repartition {
+	for _, it := range graph.Of(topo).InternalTopics() {
+		if it.Kind == graph.Repartition {
 			repartitions = append(repartitions, it.Name)
 		}
 	}
 	if want := []string{"by-value-repartition", "c3-repartition", "c4-repartition"}; !slices.Equal(repartitions, want) {
 		t.Fatalf("repartition topics = %v, want %v", repartitions, want)
 	}
-	if n := topo.Node("by-value"); n == nil {
+	if n := graph.Of(topo).Node("by-value"); n == nil {
 		t.Fatal("the key-select node is not named after the grouping")
 	}
 	d := drive(t, b)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/runtime"
 	"github.com/runnel-dev/runnel/topology"
 )
@@ -87,8 +88,9 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	g := graph.Of(topo)
 	if cfg.EnsureExplicitInternalResourceNaming {
-		if err := checkExplicitNaming(topo); err != nil {
+		if err := checkExplicitNaming(g); err != nil {
 			return nil, err
 		}
 	}
@@ -100,7 +102,7 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 	a.rt = runtime.New(runtime.Config{
 		AppID:                    cfg.AppID,
 		Brokers:                  cfg.Brokers,
-		Topology:                 topo,
+		Topology:                 g,
 		CommitInterval:           cfg.CommitInterval,
 		ClientOpts:               cfg.ClientOpts,
 		Logger:                   cfg.Logger,

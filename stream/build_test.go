@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/topology"
@@ -217,11 +218,11 @@ func TestBuildAgainIsIndependent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.Nodes()) != 1 || len(second.Nodes()) != 2 {
-		t.Fatalf("nodes: first build %d, second %d; want 1 and 2", len(first.Nodes()), len(second.Nodes()))
+	if len(graph.Of(first).Nodes()) != 1 || len(graph.Of(second).Nodes()) != 2 {
+		t.Fatalf("nodes: first build %d, second %d; want 1 and 2", len(graph.Of(first).Nodes()), len(graph.Of(second).Nodes()))
 	}
-	if !regexp.MustCompile(`^KSTREAM-SINK-\d{10}$`).MatchString(second.Nodes()[1].Name) {
-		t.Errorf("generated sink name %q", second.Nodes()[1].Name)
+	if !regexp.MustCompile(`^KSTREAM-SINK-\d{10}$`).MatchString(graph.Of(second).Nodes()[1].Name) {
+		t.Errorf("generated sink name %q", graph.Of(second).Nodes()[1].Name)
 	}
 }
 
@@ -254,24 +255,24 @@ func TestRepartitionNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if its := topo.InternalTopics(); len(its) != 1 || its[0].Name != tc.topic {
+			if its := graph.Of(topo).InternalTopics(); len(its) != 1 || its[0].Name != tc.topic {
 				t.Errorf("internal topics = %+v, want %s", its, tc.topic)
 			}
 			var names []string
-			for _, n := range topo.Nodes() {
+			for _, n := range graph.Of(topo).Nodes() {
 				names = append(names, n.Name)
 			}
 			want := []string{"KSTREAM-SOURCE-0000000000", tc.filter, tc.sink, tc.source, tc.next}
 			if !slices.Equal(names, want) {
 				t.Fatalf("nodes = %v, want %v", names, want)
 			}
-			if got := topo.Children(tc.filter); !slices.Equal(got, []string{tc.sink}) {
+			if got := graph.Of(topo).Children(tc.filter); !slices.Equal(got, []string{tc.sink}) {
 				t.Errorf("filter children = %v, want the sink", got)
 			}
-			if n := topo.Node(tc.sink); n.Kind != topology.SinkKind || !slices.Equal(n.Topics, []string{tc.topic}) {
+			if n := graph.Of(topo).Node(tc.sink); n.Kind != graph.SinkKind || !slices.Equal(n.Topics, []string{tc.topic}) {
 				t.Errorf("sink %+v does not write %s", n, tc.topic)
 			}
-			if n := topo.Node(tc.source); n.Kind != topology.SourceKind || !slices.Equal(n.Topics, []string{tc.topic}) {
+			if n := graph.Of(topo).Node(tc.source); n.Kind != graph.SourceKind || !slices.Equal(n.Topics, []string{tc.topic}) {
 				t.Errorf("source %+v does not read %s", n, tc.topic)
 			}
 		})
@@ -301,7 +302,7 @@ func TestSplitNames(t *testing.T) {
 		t.Errorf("named split branches = %v, want [s1]", got)
 	}
 	// Split 1, its branches 2-5, split "s" 6, its branch 7: the Peek is 8.
-	if n := topo.Nodes()[len(topo.Nodes())-1].Name; n != "KSTREAM-PEEK-0000000008" {
+	if n := graph.Of(topo).Nodes()[len(graph.Of(topo).Nodes())-1].Name; n != "KSTREAM-PEEK-0000000008" {
 		t.Errorf("node after the splits = %s, want KSTREAM-PEEK-0000000008", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/topology"
 )
@@ -13,9 +14,9 @@ import (
 // package functions and KStream methods; Build validates and compiles them.
 // A Builder is not safe for concurrent use and does no I/O.
 type Builder struct {
-	nodes    []*topology.Node
-	internal []topology.InternalTopic
-	stores   []*topology.StoreSpec
+	nodes    []*graph.Node
+	internal []graph.InternalTopic
+	stores   []*graph.StoreSpec
 	errs     []error
 	names    map[string]bool
 	// storeOwner says who defined each store, for duplicate errors.
@@ -34,16 +35,16 @@ func NewBuilder() *Builder {
 // once, but build when the topology is complete: operators added afterwards
 // (for example more Split branches) can change a topology already built.
 func (b *Builder) Build() (*topology.Topology, error) {
-	nodes := make([]*topology.Node, len(b.nodes))
+	nodes := make([]*graph.Node, len(b.nodes))
 	for i, n := range b.nodes {
 		c := *n
 		nodes[i] = &c
 	}
-	t, err := topology.New(nodes, b.internal, b.stores)
+	g, err := graph.New(nodes, b.internal, b.stores)
 	if err = errors.Join(append(append([]error(nil), b.errs...), err)...); err != nil {
 		return nil, err
 	}
-	return t, nil
+	return g.Topology(), nil
 }
 
 // nodeName returns the user's name for an operator or Kafka Streams'
@@ -97,7 +98,7 @@ func (b *Builder) newName(prefix string) string {
 
 // add appends a node; it records a build error (naming the node) for a
 // duplicate name.
-func (b *Builder) add(n *topology.Node) {
+func (b *Builder) add(n *graph.Node) {
 	if b.names[n.Name] {
 		b.fail(n.Name, errors.New("name is used by another operator"))
 		return
@@ -162,9 +163,9 @@ func addSource[K, V any](b *Builder, name string, topics []string, re *regexp.Re
 	if !ok {
 		extract = nil
 	}
-	b.add(&topology.Node{
-		Name: name, Kind: topology.SourceKind, Topics: topics, Pattern: re, Reset: o.reset,
-		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
+	b.add(&graph.Node{
+		Name: name, Kind: graph.SourceKind, Topics: topics, Pattern: re, Reset: o.reset,
+		Make: func(tc graph.TaskContext, children []graph.Child) (any, error) {
 			to, err := receivers[K, V](children)
 			return &sourceNode[K, V]{name: name, tc: tc, ks: ks, vs: vs, extract: extract, dropNullKeys: dropNullKeys, to: to}, err
 		},
@@ -173,10 +174,10 @@ func addSource[K, V any](b *Builder, name string, topics []string, re *regexp.Re
 }
 
 // child adds a processor node under s and returns its stream handle.
-func child[K, V, KR, VR any](s KStream[K, V], name string, keyChanged bool, make func(tc topology.TaskContext, to []receiver[KR, VR]) any) KStream[KR, VR] {
-	s.b.add(&topology.Node{
-		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node},
-		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
+func child[K, V, KR, VR any](s KStream[K, V], name string, keyChanged bool, make func(tc graph.TaskContext, to []receiver[KR, VR]) any) KStream[KR, VR] {
+	s.b.add(&graph.Node{
+		Name: name, Kind: graph.ProcessorKind, Parents: []string{s.node},
+		Make: func(tc graph.TaskContext, children []graph.Child) (any, error) {
 			to, err := receivers[KR, VR](children)
 			return make(tc, to), err
 		},
@@ -186,7 +187,7 @@ func child[K, V, KR, VR any](s KStream[K, V], name string, keyChanged bool, make
 
 // receivers converts child instances into typed receivers. A mismatch is a
 // bug in this package, reported as an error rather than a panic.
-func receivers[K, V any](children []topology.Child) ([]receiver[K, V], error) {
+func receivers[K, V any](children []graph.Child) ([]receiver[K, V], error) {
 	out := make([]receiver[K, V], len(children))
 	for i, c := range children {
 		r, ok := c.Instance.(receiver[K, V])

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/runtime"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
@@ -225,7 +226,7 @@ func (c Config) validate() error {
 	}
 	if c.AppID == "" {
 		bad("AppID", "required")
-	} else if !topology.ValidName(c.AppID) {
+	} else if !graph.ValidName(c.AppID) {
 		bad("AppID", "%q may only contain letters, digits, '.', '_' and '-'", c.AppID)
 	}
 	if len(c.Brokers) == 0 {
@@ -245,7 +246,7 @@ func (c Config) validate() error {
 	if c.CommitInterval < 0 {
 		bad("CommitInterval", "negative duration %v", c.CommitInterval)
 	}
-	if c.InstanceID != "" && !topology.ValidName(c.InstanceID) {
+	if c.InstanceID != "" && !graph.ValidName(c.InstanceID) {
 		bad("InstanceID", "%q may only contain letters, digits, '.', '_' and '-'", c.InstanceID)
 	}
 	if c.TransactionTimeout < 0 {

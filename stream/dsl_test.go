@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/streamtest"
@@ -160,7 +161,7 @@ func TestSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := topo.Children("num-"); !slices.Equal(got, []string{"num-neg", "num-small", "num-3", "num-big"}) {
+	if got := graph.Of(topo).Children("num-"); !slices.Equal(got, []string{"num-neg", "num-small", "num-3", "num-big"}) {
 		t.Fatalf("split node children = %v", got)
 	}
 	d := drive(t, b)
@@ -304,11 +305,11 @@ func TestRepartition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(topo.Subtopologies()); n != 2 {
+	if n := len(graph.Of(topo).Subtopologies()); n != 2 {
 		t.Fatalf("%d subtopologies, want 2", n)
 	}
-	if _, ok := topo.InternalTopic("by-value-repartition"); !ok {
-		t.Fatalf("internal topics = %v, want by-value-repartition", topo.InternalTopics())
+	if _, ok := graph.Of(topo).InternalTopic("by-value-repartition"); !ok {
+		t.Fatalf("internal topics = %v, want by-value-repartition", graph.Of(topo).InternalTopics())
 	}
 	d := drive(t, b, streamtest.Config{AppID: "app"})
 	pipeKVs(t, strIn(d, "in"), skv("k1", "x"), skv("k2", "y"))
@@ -330,8 +331,8 @@ func TestRepartitionGeneratedName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	its := topo.InternalTopics()
-	if len(its) != 1 || !regexp.MustCompile(`^KSTREAM-REPARTITION-\d{10}-repartition$`).MatchString(its[0].Name) || its[0].Kind != topology.Repartition {
+	its := graph.Of(topo).InternalTopics()
+	if len(its) != 1 || !regexp.MustCompile(`^KSTREAM-REPARTITION-\d{10}-repartition$`).MatchString(its[0].Name) || its[0].Kind != graph.Repartition {
 		t.Fatalf("internal topics = %+v", its)
 	}
 	d := drive(t, b)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/topology"
 )
@@ -71,7 +72,7 @@ func GroupBy[K, V, KR any](s KStream[K, V], selector func(key K, value V) KR, ke
 	name := s.b.nodeName(o, "KEY-SELECT")
 	s.b.checkGroupingName(o.name)
 	s.b.checkNil(name, "key selector", selector, "key serde", keySerde, "value serde", valueSerde)
-	selected := child(s, name, true, func(_ topology.TaskContext, to []receiver[KR, V]) any {
+	selected := child(s, name, true, func(_ graph.TaskContext, to []receiver[KR, V]) any {
 		return &opNode[K, V, KR, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, V]) error {
 			return forward(to, topology.Record[KR, V]{Key: selector(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers, Tombstone: rec.Tombstone})
 		}}
@@ -82,7 +83,7 @@ func GroupBy[K, V, KR any](s KStream[K, V], selector func(key K, value V) KR, ke
 // checkGroupingName records a build error when a grouping's name cannot
 // name a repartition topic.
 func (b *Builder) checkGroupingName(name string) {
-	if name != "" && !topology.ValidName(name) {
+	if name != "" && !graph.ValidName(name) {
 		b.fail(name, fmt.Errorf("grouping name %q is not a valid topic name part (letters, digits, '.', '_', '-')", name))
 	}
 }
@@ -140,7 +141,7 @@ func TableGroupBy[K, V, KR, VR any](t KTable[K, V], selector func(key K, value V
 	name := t.b.tableNodeName(o, "SELECT")
 	t.b.checkGroupingName(o.name)
 	t.b.checkNil(name, "selector", selector, "key serde", keySerde, "value serde", valueSerde)
-	selected := child(t.changes(), name, true, func(_ topology.TaskContext, to []receiver[KR, change[VR]]) any {
+	selected := child(t.changes(), name, true, func(_ graph.TaskContext, to []receiver[KR, change[VR]]) any {
 		return &opNode[K, change[V], KR, change[VR]]{name: name, to: to, fn: func(rec topology.Record[K, change[V]], to []receiver[KR, change[VR]]) error {
 			// Subtract the old row first, as Kafka Streams' KTableRepartitionMap.
 			if rec.Value.HasOld {
@@ -174,7 +175,7 @@ func (g KGroupedTable[K, V]) input(o *options, store string, storeGenerated bool
 		base, generated = store, storeGenerated
 	}
 	topic := base + "-repartition"
-	g.s.b.internal = append(g.s.b.internal, topology.InternalTopic{Name: topic, Kind: topology.Repartition, Generated: generated})
+	g.s.b.internal = append(g.s.b.internal, graph.InternalTopic{Name: topic, Kind: graph.Repartition, Generated: generated})
 	cs := changeSerde[V]{g.vs}
 	g.s.sink(sinkName, topic, nil, g.ks, cs, nil, true)
 	*g.shared = addSource(g.s.b, sourceName, []string{topic}, nil, g.ks, cs, &options{}, false)

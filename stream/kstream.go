@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/topology"
 )
@@ -32,7 +33,7 @@ func (s KStream[K, V]) FilterNot(pred func(key K, value V) bool, opts ...Option)
 func (s KStream[K, V]) filter(prefix string, pred func(K, V) bool, keep bool, opts []Option) KStream[K, V] {
 	name := s.b.nodeName(s.b.options(opts), prefix)
 	s.b.checkNil(name, "predicate", pred)
-	return child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+	return child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, V]) error {
 			if pred(rec.Key, rec.Value) != keep {
 				return nil
@@ -47,7 +48,7 @@ func (s KStream[K, V]) filter(prefix string, pred func(K, V) bool, keep bool, op
 func Map[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) (KR, VR), opts ...Option) KStream[KR, VR] {
 	name := s.b.nodeName(s.b.options(opts), "MAP")
 	s.b.checkNil(name, "mapper", fn)
-	return child(s, name, true, func(_ topology.TaskContext, to []receiver[KR, VR]) any {
+	return child(s, name, true, func(_ graph.TaskContext, to []receiver[KR, VR]) any {
 		return &opNode[K, V, KR, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, VR]) error {
 			k, v := fn(rec.Key, rec.Value)
 			return forward(to, topology.Record[KR, VR]{Key: k, Value: v, Timestamp: rec.Timestamp, Headers: rec.Headers})
@@ -60,7 +61,7 @@ func Map[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) (KR, VR), op
 func MapValues[K, V, VR any](s KStream[K, V], fn func(value V) VR, opts ...Option) KStream[K, VR] {
 	name := s.b.nodeName(s.b.options(opts), "MAPVALUES")
 	s.b.checkNil(name, "mapper", fn)
-	return child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, VR]) any {
+	return child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, VR]) any {
 		return &opNode[K, V, K, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, VR]) error {
 			return forward(to, topology.Record[K, VR]{Key: rec.Key, Value: fn(rec.Value), Timestamp: rec.Timestamp, Headers: rec.Headers})
 		}}
@@ -72,7 +73,7 @@ func MapValues[K, V, VR any](s KStream[K, V], fn func(value V) VR, opts ...Optio
 func SelectKey[K, V, KR any](s KStream[K, V], fn func(key K, value V) KR, opts ...Option) KStream[KR, V] {
 	name := s.b.nodeName(s.b.options(opts), "KEY-SELECT")
 	s.b.checkNil(name, "key selector", fn)
-	return child(s, name, true, func(_ topology.TaskContext, to []receiver[KR, V]) any {
+	return child(s, name, true, func(_ graph.TaskContext, to []receiver[KR, V]) any {
 		return &opNode[K, V, KR, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, V]) error {
 			return forward(to, topology.Record[KR, V]{Key: fn(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers, Tombstone: rec.Tombstone})
 		}}
@@ -84,7 +85,7 @@ func SelectKey[K, V, KR any](s KStream[K, V], fn func(key K, value V) KR, opts .
 func FlatMap[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) []KeyValue[KR, VR], opts ...Option) KStream[KR, VR] {
 	name := s.b.nodeName(s.b.options(opts), "FLATMAP")
 	s.b.checkNil(name, "mapper", fn)
-	return child(s, name, true, func(_ topology.TaskContext, to []receiver[KR, VR]) any {
+	return child(s, name, true, func(_ graph.TaskContext, to []receiver[KR, VR]) any {
 		return &opNode[K, V, KR, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, VR]) error {
 			for _, kv := range fn(rec.Key, rec.Value) {
 				if err := forward(to, topology.Record[KR, VR]{Key: kv.Key, Value: kv.Value, Timestamp: rec.Timestamp, Headers: rec.Headers}); err != nil {
@@ -101,7 +102,7 @@ func FlatMap[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) []KeyVal
 func FlatMapValues[K, V, VR any](s KStream[K, V], fn func(value V) []VR, opts ...Option) KStream[K, VR] {
 	name := s.b.nodeName(s.b.options(opts), "FLATMAPVALUES")
 	s.b.checkNil(name, "mapper", fn)
-	return child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, VR]) any {
+	return child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, VR]) any {
 		return &opNode[K, V, K, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, VR]) error {
 			for _, v := range fn(rec.Value) {
 				if err := forward(to, topology.Record[K, VR]{Key: rec.Key, Value: v, Timestamp: rec.Timestamp, Headers: rec.Headers}); err != nil {
@@ -119,7 +120,7 @@ func FlatMapValues[K, V, VR any](s KStream[K, V], fn func(value V) []VR, opts ..
 func (s KStream[K, V]) Peek(fn func(key K, value V), opts ...Option) KStream[K, V] {
 	name := s.b.nodeName(s.b.options(opts), "PEEK")
 	s.b.checkNil(name, "action", fn)
-	return child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+	return child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, V]) error {
 			fn(rec.Key, rec.Value)
 			return forward(to, rec)
@@ -132,7 +133,7 @@ func (s KStream[K, V]) Peek(fn func(key K, value V), opts ...Option) KStream[K, 
 func (s KStream[K, V]) ForEach(fn func(key K, value V), opts ...Option) {
 	name := s.b.nodeName(s.b.options(opts), "FOREACH")
 	s.b.checkNil(name, "action", fn)
-	child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+	child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], _ []receiver[K, V]) error {
 			fn(rec.Key, rec.Value)
 			return nil
@@ -152,9 +153,9 @@ func (s KStream[K, V]) Merge(other KStream[K, V], opts ...Option) KStream[K, V] 
 		s.b.fail(name, errors.New("cannot merge streams of different builders"))
 		other.node = s.node
 	}
-	s.b.add(&topology.Node{
-		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node, other.node},
-		Make: func(_ topology.TaskContext, children []topology.Child) (any, error) {
+	s.b.add(&graph.Node{
+		Name: name, Kind: graph.ProcessorKind, Parents: []string{s.node, other.node},
+		Make: func(_ graph.TaskContext, children []graph.Child) (any, error) {
 			to, err := receivers[K, V](children)
 			return &opNode[K, V, K, V]{name: name, to: to, fn: passThrough[K, V]}, err
 		},
@@ -195,9 +196,9 @@ func (s KStream[K, V]) sink(name, topic string, topicFn func(topology.Record[K, 
 	if topic != "" {
 		topics = []string{topic}
 	}
-	s.b.add(&topology.Node{
-		Name: name, Kind: topology.SinkKind, Parents: []string{s.node}, Topics: topics,
-		Make: func(tc topology.TaskContext, _ []topology.Child) (any, error) {
+	s.b.add(&graph.Node{
+		Name: name, Kind: graph.SinkKind, Parents: []string{s.node}, Topics: topics,
+		Make: func(tc graph.TaskContext, _ []graph.Child) (any, error) {
 			n := &sinkNode[K, V]{name: name, tc: tc, topicFn: topicFn, ks: ks, vs: vs, partitioner: part, dropNullKeys: dropNullKeys}
 			if topic != "" {
 				n.topic = tc.TopicName(topic)
@@ -230,7 +231,7 @@ func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Ser
 	base, generated := o.name, o.name == ""
 	if generated {
 		base = s.b.generate("REPARTITION") // unlike other operators, a named Repartition takes no number
-	} else if !topology.ValidName(base) {
+	} else if !graph.ValidName(base) {
 		s.b.fail(base, fmt.Errorf("name %q is not a valid topic name part (letters, digits, '.', '_', '-')", base))
 	}
 	if o.partitions < 0 {
@@ -260,8 +261,8 @@ func (s KStream[K, V]) repartition(base string, generated bool, ks serde.Serde[K
 	if !generatedName.MatchString(base) {
 		sinkName, filterName, sourceName = topic+"-sink", topic+"-filter", topic+"-source"
 	}
-	s.b.internal = append(s.b.internal, topology.InternalTopic{Name: topic, Kind: topology.Repartition, Partitions: partitions, Generated: generated})
-	filter := child(s, filterName, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+	s.b.internal = append(s.b.internal, graph.InternalTopic{Name: topic, Kind: graph.Repartition, Partitions: partitions, Generated: generated})
+	filter := child(s, filterName, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: filterName, to: to, fn: passThrough[K, V]}
 	})
 	filter.sink(sinkName, topic, nil, ks, vs, part, dropNullKeys)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
@@ -67,7 +68,7 @@ func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSer
 	src := addSource(b, b.suffixed(o.name, "-source", "SOURCE"), []string{topic}, nil, keySerde, valueSerde, o, true)
 	name := b.tableNodeName(o, "SOURCE")
 	return tableOf(addStateful(src, name, store, valueSerde, b.addStore(name, fmt.Sprintf("node %q", name), dslStore(store, generated, o, keySerde, valueSerde)),
-		func(_ topology.TaskContext, table *tableStore[K, V]) receiver[K, V] {
+		func(_ graph.TaskContext, table *tableStore[K, V]) receiver[K, V] {
 			return &tableSourceNode[K, V]{name: name, table: table}
 		}))
 }
@@ -76,14 +77,14 @@ func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSer
 // store (values encoded by vs), connected to it when ok (false: the store
 // was rejected and Build fails anyway). newNode builds the node instance
 // around the task's store.
-func addStateful[K, V, VR any](s KStream[K, V], name, store string, vs serde.Serde[VR], ok bool, newNode func(tc topology.TaskContext, table *tableStore[K, VR]) receiver[K, V]) KStream[K, change[VR]] {
+func addStateful[K, V, VR any](s KStream[K, V], name, store string, vs serde.Serde[VR], ok bool, newNode func(tc graph.TaskContext, table *tableStore[K, VR]) receiver[K, V]) KStream[K, change[VR]] {
 	var stores []string
 	if ok {
 		stores = []string{store}
 	}
-	s.b.add(&topology.Node{
-		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node}, Stores: stores,
-		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
+	s.b.add(&graph.Node{
+		Name: name, Kind: graph.ProcessorKind, Parents: []string{s.node}, Stores: stores,
+		Make: func(tc graph.TaskContext, children []graph.Child) (any, error) {
 			to, err := receivers[K, change[VR]](children)
 			if err != nil {
 				return nil, err
@@ -127,7 +128,7 @@ func (t KTable[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) KTa
 	name := t.b.tableNodeName(o, "FILTER")
 	t.b.checkNil(name, "predicate", pred)
 	t.b.notMaterialized(name, o)
-	return tableOf(child(t.changes(), name, false, func(_ topology.TaskContext, to []receiver[K, change[V]]) any {
+	return tableOf(child(t.changes(), name, false, func(_ graph.TaskContext, to []receiver[K, change[V]]) any {
 		return &opNode[K, change[V], K, change[V]]{name: name, to: to, fn: func(rec topology.Record[K, change[V]], to []receiver[K, change[V]]) error {
 			in, out := rec.Value, change[V]{}
 			if in.HasNew && pred(rec.Key, in.New) == keep {
@@ -155,7 +156,7 @@ func TableMapValues[K, V, VR any](t KTable[K, V], fn func(value V) VR, opts ...O
 	name := t.b.tableNodeName(o, "MAPVALUES")
 	t.b.checkNil(name, "mapper", fn)
 	t.b.notMaterialized(name, o)
-	return tableOf(child(t.changes(), name, false, func(_ topology.TaskContext, to []receiver[K, change[VR]]) any {
+	return tableOf(child(t.changes(), name, false, func(_ graph.TaskContext, to []receiver[K, change[VR]]) any {
 		return &opNode[K, change[V], K, change[VR]]{name: name, to: to, fn: func(rec topology.Record[K, change[V]], to []receiver[K, change[VR]]) error {
 			in, out := rec.Value, change[VR]{HasNew: rec.Value.HasNew, HasOld: rec.Value.HasOld}
 			if in.HasNew {
@@ -186,7 +187,7 @@ func (b *Builder) notMaterialized(node string, o *options) {
 // KTABLE-TOSTREAM-<n>).
 func (t KTable[K, V]) ToStream(opts ...Option) KStream[K, V] {
 	name := t.b.tableNodeName(t.b.options(opts), "TOSTREAM")
-	return child(t.changes(), name, false, func(_ topology.TaskContext, to []receiver[K, V]) any {
+	return child(t.changes(), name, false, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, change[V], K, V]{name: name, to: to, fn: func(rec topology.Record[K, change[V]], to []receiver[K, V]) error {
 			return forward(to, topology.Record[K, V]{Key: rec.Key, Value: rec.Value.New, Tombstone: !rec.Value.HasNew, Timestamp: rec.Timestamp, Headers: rec.Headers})
 		}}
@@ -231,7 +232,7 @@ type tableStore[K, V any] struct {
 
 // openTableStore gets the task's instance of store and installs the flush
 // listener that forwards its changes to the children.
-func openTableStore[K, V any](tc topology.TaskContext, store string, vs serde.Serde[V], to []receiver[K, change[V]]) (*tableStore[K, V], error) {
+func openTableStore[K, V any](tc graph.TaskContext, store string, vs serde.Serde[V], to []receiver[K, change[V]]) (*tableStore[K, V], error) {
 	st, err := tc.Store(store)
 	if err != nil {
 		return nil, err

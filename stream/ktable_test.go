@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/streamtest"
@@ -268,8 +269,8 @@ func TestTableGroupByReduceAndAggregate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := topo.InternalTopic("by-region-repartition"); !ok {
-		t.Fatalf("internal topics %v lack the grouping's by-region-repartition", topo.InternalTopics())
+	if _, ok := graph.Of(topo).InternalTopic("by-region-repartition"); !ok {
+		t.Fatalf("internal topics %v lack the grouping's by-region-repartition", graph.Of(topo).InternalTopics())
 	}
 	d := drive(t, b)
 	in := strIn(d, "user-ages")
@@ -296,7 +297,7 @@ func TestTableNamesFollowKafkaStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, n := range topo.Nodes() {
+	for _, n := range graph.Of(topo).Nodes() {
 		names = append(names, n.Name)
 	}
 	// Kafka Streams: Consumed.as("users") names the source "users-source"
@@ -306,13 +307,13 @@ func TestTableNamesFollowKafkaStreams(t *testing.T) {
 		t.Fatalf("nodes = %v, want %v", names, want)
 	}
 	stores := map[string]bool{}
-	for _, st := range topo.Stores() {
+	for _, st := range graph.Of(topo).Stores() {
 		stores[st.Name] = st.Generated
 	}
 	if want := map[string]bool{"input-topic-STATE-STORE-0000000000": true}; !maps.Equal(stores, want) {
 		t.Fatalf("stores (name: generated) = %v, want %v", stores, want)
 	}
-	if n := topo.Node("users"); !slices.Equal(n.Stores, []string{"input-topic-STATE-STORE-0000000000"}) || n.Kind != topology.ProcessorKind {
+	if n := graph.Of(topo).Node("users"); !slices.Equal(n.Stores, []string{"input-topic-STATE-STORE-0000000000"}) || n.Kind != graph.ProcessorKind {
 		t.Fatalf("table source processor = %+v, want a processor using the store", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -62,7 +63,7 @@ func (n *opNode[K, V, KR, VR]) process(rec topology.Record[K, V]) (err error) {
 
 // skipRecord logs (at debug level) and counts a record a node drops on
 // purpose, like Kafka Streams' dropped-records sensor.
-func skipRecord(tc topology.TaskContext, node, reason string) {
+func skipRecord(tc graph.TaskContext, node, reason string) {
 	args := []any{"node", node, "reason", reason}
 	if md, ok := tc.RecordMetadata(); ok {
 		args = append(args, "topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
@@ -75,7 +76,7 @@ func skipRecord(tc topology.TaskContext, node, reason string) {
 // null value is marked Tombstone.
 type sourceNode[K, V any] struct {
 	name    string
-	tc      topology.TaskContext
+	tc      graph.TaskContext
 	ks      serde.Serde[K]
 	vs      serde.Serde[V]
 	extract func(topology.Record[K, V], int64) int64
@@ -84,9 +85,9 @@ type sourceNode[K, V any] struct {
 	to           []receiver[K, V]
 }
 
-var _ topology.Source = (*sourceNode[string, string])(nil)
+var _ graph.Source = (*sourceNode[string, string])(nil)
 
-// Process implements topology.Source.
+// Process implements graph.Source.
 func (n *sourceNode[K, V]) Process(raw *kgo.Record) (err error) {
 	if n.dropNullKeys && raw.Key == nil {
 		skipRecord(n.tc, n.name, "null_key")
@@ -140,7 +141,7 @@ func (n *sourceNode[K, V]) deserializationError(raw *kgo.Record, key bool, err e
 // record is written with a null value.
 type sinkNode[K, V any] struct {
 	name        string
-	tc          topology.TaskContext
+	tc          graph.TaskContext
 	topic       string // full name; "" when chosen per record
 	topicFn     func(topology.Record[K, V]) string
 	ks          serde.Serde[K]
@@ -185,5 +186,5 @@ func (n *sinkNode[K, V]) process(rec topology.Record[K, V]) (err error) {
 			return &topology.ProcessingError{Node: n.name, Err: fmt.Errorf("partitioner returned partition %d of topic %q, which has %d", partition, topic, count)}
 		}
 	}
-	return n.tc.Send(topology.OutRecord{Topic: topic, Partition: partition, Key: key, Value: value, Headers: rec.Headers, Timestamp: rec.Timestamp})
+	return n.tc.Send(graph.OutRecord{Topic: topic, Partition: partition, Key: key, Value: value, Headers: rec.Headers, Timestamp: rec.Timestamp})
 }

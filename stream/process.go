@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
 )
@@ -39,9 +40,9 @@ func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged b
 	name := s.b.nodeName(o, prefix)
 	s.b.checkNil(name, "processor supplier", supplier)
 	stores := o.stores
-	s.b.add(&topology.Node{
-		Name: name, Kind: topology.ProcessorKind, Parents: []string{s.node}, Stores: stores,
-		Make: func(tc topology.TaskContext, children []topology.Child) (any, error) {
+	s.b.add(&graph.Node{
+		Name: name, Kind: graph.ProcessorKind, Parents: []string{s.node}, Stores: stores,
+		Make: func(tc graph.TaskContext, children []graph.Child) (any, error) {
 			to, err := receivers[KR, VR](children)
 			if err != nil {
 				return nil, err
@@ -76,13 +77,13 @@ func (n *processorNode[K, V, KR, VR]) process(rec topology.Record[K, V]) (err er
 	return nodeError(n.ctx.node, n.p.Process(rec))
 }
 
-// Init implements topology.Lifecycle.
+// Init implements graph.Lifecycle.
 func (n *processorNode[K, V, KR, VR]) Init() (err error) {
 	defer recoverPanic(n.ctx.node, &err)
 	return nodeError(n.ctx.node, n.p.Init(&n.ctx))
 }
 
-// Close implements topology.Lifecycle.
+// Close implements graph.Lifecycle.
 func (n *processorNode[K, V, KR, VR]) Close() (err error) {
 	defer recoverPanic(n.ctx.node, &err)
 	return nodeError(n.ctx.node, n.p.Close())
@@ -92,9 +93,9 @@ func (n *processorNode[K, V, KR, VR]) Close() (err error) {
 // instance.
 type processorContext[K, V any] struct {
 	node     string
-	tc       topology.TaskContext
+	tc       graph.TaskContext
 	to       []receiver[K, V]
-	children []topology.Child
+	children []graph.Child
 	stores   []string // the stores connected with WithStores
 	fixKey   func(*topology.Record[K, V]) error
 }

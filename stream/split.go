@@ -3,6 +3,7 @@ package stream
 import (
 	"strconv"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/topology"
 )
 
@@ -21,7 +22,7 @@ type BranchedKStream[K, V any] struct {
 func (s KStream[K, V]) Split(opts ...Option) *BranchedKStream[K, V] {
 	name := s.b.nodeName(s.b.options(opts), "BRANCH")
 	preds := &[]func(K, V) bool{}
-	split := child(s, name, s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+	split := child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		preds := *preds
 		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, V]) error {
 			for i, pred := range preds {
@@ -73,7 +74,7 @@ func (bs *BranchedKStream[K, V]) branch(name string, index int) string {
 	}
 	full := bs.s.node + name
 	bs.s.b.seq++
-	bs.out[full] = child(bs.s, full, bs.s.keyChanged, func(_ topology.TaskContext, to []receiver[K, V]) any {
+	bs.out[full] = child(bs.s, full, bs.s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: full, to: to, fn: passThrough[K, V]}
 	})
 	return full

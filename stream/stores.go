@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
@@ -140,7 +141,7 @@ func WithStores(names ...string) Option {
 func AddKeyValueStore[K, V any](b *Builder, name string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
 	o := b.options(opts)
 	b.checkNil(name, "key serde", keySerde, "value serde", valueSerde)
-	b.addStore(name, "AddKeyValueStore", &topology.StoreSpec{
+	b.addStore(name, "AddKeyValueStore", &graph.StoreSpec{
 		Name:             name,
 		Engine:           o.store.engine,
 		Logged:           !o.store.noLogging,
@@ -152,8 +153,8 @@ func AddKeyValueStore[K, V any](b *Builder, name string, keySerde serde.Serde[K]
 
 // dslStore returns the spec of a DSL operator's store: cached unless o
 // says otherwise.
-func dslStore[K, V any](name string, generated bool, o *options, ks serde.Serde[K], vs serde.Serde[V]) *topology.StoreSpec {
-	return &topology.StoreSpec{
+func dslStore[K, V any](name string, generated bool, o *options, ks serde.Serde[K], vs serde.Serde[V]) *graph.StoreSpec {
+	return &graph.StoreSpec{
 		Name:             name,
 		Engine:           o.store.engine,
 		Logged:           !o.store.noLogging,
@@ -182,8 +183,8 @@ func (b *Builder) storeName(o *options, prefix string) (name string, generated b
 // addStore adds a store defined by owner (a node name, or how the user
 // defined it) and reports whether it was accepted. An invalid or duplicate
 // name is a build error naming node.
-func (b *Builder) addStore(node, owner string, spec *topology.StoreSpec) bool {
-	if !topology.ValidName(spec.Name) {
+func (b *Builder) addStore(node, owner string, spec *graph.StoreSpec) bool {
+	if !graph.ValidName(spec.Name) {
 		b.fail(node, fmt.Errorf("store name %q is not a valid topic name part (letters, digits, '.', '_', '-')", spec.Name))
 		return false
 	}
@@ -203,7 +204,7 @@ func (b *Builder) addStore(node, owner string, spec *topology.StoreSpec) bool {
 // topics of a running application. It returns nil or joined
 // *topology.NodeError values, each naming the operator and matching
 // errors.Is(err, topology.ErrInvalid).
-func checkExplicitNaming(t *topology.Topology) error {
+func checkExplicitNaming(t *graph.Graph) error {
 	var errs []error
 	for _, st := range t.Stores() {
 		if st.Generated {
@@ -216,14 +217,14 @@ func checkExplicitNaming(t *topology.Topology) error {
 			continue
 		}
 		switch it.Kind {
-		case topology.Changelog:
+		case graph.Changelog:
 			for _, st := range t.Stores() {
-				if topology.ChangelogTopic(st.Name) == it.Name {
+				if graph.ChangelogTopic(st.Name) == it.Name {
 					errs = append(errs, &topology.NodeError{Node: storeUser(t, st.Name),
 						Err: fmt.Errorf("changelog topic %q of store %q has a generated name; name the store with stream.Materialized", it.Name, st.Name)})
 				}
 			}
-		case topology.Repartition:
+		case graph.Repartition:
 			errs = append(errs, &topology.NodeError{Node: topicWriter(t, it.Name),
 				Err: fmt.Errorf("repartition topic %q has a generated name; name it with stream.Named on Repartition or on the grouping (GroupBy, GroupByKey, TableGroupBy), or name the aggregation's store with stream.Materialized", it.Name)})
 		}
@@ -233,7 +234,7 @@ func checkExplicitNaming(t *topology.Topology) error {
 
 // storeUser returns the first node that uses the store, or the store name
 // when no node does.
-func storeUser(t *topology.Topology, store string) string {
+func storeUser(t *graph.Graph, store string) string {
 	for _, n := range t.Nodes() {
 		if slices.Contains(n.Stores, store) {
 			return n.Name
@@ -243,9 +244,9 @@ func storeUser(t *topology.Topology, store string) string {
 }
 
 // topicWriter returns the sink that writes the topic, or the topic name.
-func topicWriter(t *topology.Topology, topic string) string {
+func topicWriter(t *graph.Graph, topic string) string {
 	for _, n := range t.Nodes() {
-		if n.Kind == topology.SinkKind && slices.Contains(n.Topics, topic) {
+		if n.Kind == graph.SinkKind && slices.Contains(n.Topics, topic) {
 			return n.Name
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/stream"
@@ -40,7 +41,7 @@ func TestProcessorStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := topo.Store("seen")
+	st := graph.Of(topo).Store("seen")
 	if st == nil || st.Caching || !st.Logged || st.Engine != state.Persistent || st.Generated {
 		t.Fatalf("store spec = %+v, want Kafka Streams' StoreBuilder defaults: persistent, logged, not cached", st)
 	}
@@ -63,16 +64,16 @@ func TestProcessorStoreOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := topo.Store("mem"); st.Engine != state.InMemory || st.Logged || !st.Caching {
+	if st := graph.Of(topo).Store("mem"); st.Engine != state.InMemory || st.Logged || !st.Caching {
 		t.Fatalf("store mem = %+v, want in memory, not logged, cached", st)
 	}
-	if _, ok := topo.InternalTopic("mem-changelog"); ok {
+	if _, ok := graph.Of(topo).InternalTopic("mem-changelog"); ok {
 		t.Fatal("a store with logging disabled has a changelog topic")
 	}
-	if it, ok := topo.InternalTopic("cfg-changelog"); !ok || it.Configs["segment.bytes"] != "1048576" {
+	if it, ok := graph.Of(topo).InternalTopic("cfg-changelog"); !ok || it.Configs["segment.bytes"] != "1048576" {
 		t.Fatalf("changelog of cfg = %+v, %v; want its configs", it, ok)
 	}
-	if n := topo.Nodes()[1]; len(n.Stores) != 2 {
+	if n := graph.Of(topo).Nodes()[1]; len(n.Stores) != 2 {
 		t.Fatalf("processor stores = %v, want mem and cfg once each", n.Stores)
 	}
 }
@@ -136,7 +137,7 @@ func TestCheckExplicitNaming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = stream.CheckExplicitNaming(topo)
+	err = stream.CheckExplicitNaming(graph.Of(topo))
 	if !errors.Is(err, topology.ErrInvalid) {
 		t.Fatalf("CheckExplicitNaming = %v, want an error matching topology.ErrInvalid", err)
 	}
@@ -156,7 +157,7 @@ func TestCheckExplicitNaming(t *testing.T) {
 	if topo, err = b.Build(); err != nil {
 		t.Fatal(err)
 	}
-	if err := stream.CheckExplicitNaming(topo); err != nil {
+	if err := stream.CheckExplicitNaming(graph.Of(topo)); err != nil {
 		t.Fatalf("CheckExplicitNaming of a named topology = %v", err)
 	}
 
@@ -170,7 +171,7 @@ func TestCheckExplicitNaming(t *testing.T) {
 	if topo, err = b.Build(); err != nil {
 		t.Fatal(err)
 	}
-	err = stream.CheckExplicitNaming(topo)
+	err = stream.CheckExplicitNaming(graph.Of(topo))
 	expectNodeError(t, err, "users", `state store "users-STATE-STORE-0000000000"`)
 	expectNodeError(t, err, "users", `changelog topic "users-STATE-STORE-0000000000-changelog"`)
 	expectNodeError(t, err, "KSTREAM-SINK-0000000005", `repartition topic "KSTREAM-REPARTITION-0000000004-repartition"`)

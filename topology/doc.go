@@ -1,5 +1,6 @@
-// Package topology is the compiled, untyped processing graph that package
-// stream builds and the runtime executes, together with the Processor API.
+// Package topology holds the built processing graph as users see it
+// (Topology, with Describe and Mermaid), the Processor API and the error
+// types of the error handlers.
 //
 // A Topology is a set of nodes — sources that read topics, processors, and
 // sinks that write topics — split into subtopologies (connected components)

@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/kafkatest"
 	"github.com/runnel-dev/runnel/stream"
-	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -141,9 +141,10 @@ func runDemo(ex Example, f Flags, b *stream.Builder, cfg stream.Config) error {
 	// Done once every record of the input, then of each repartition topic
 	// (filled by the input's processing), is committed.
 	topics := []string{f.Input}
-	for _, it := range app.Topology().InternalTopics() {
-		if it.Kind == topology.Repartition {
-			topics = append(topics, app.Topology().TopicName(f.AppID, it.Name))
+	g := graph.Of(app.Topology())
+	for _, it := range g.InternalTopics() {
+		if it.Kind == graph.Repartition {
+			topics = append(topics, g.TopicName(f.AppID, it.Name))
 		}
 	}
 	var waitErr error

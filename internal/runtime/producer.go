@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/runnel-dev/runnel/topology"
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -35,7 +35,7 @@ type kafkaProducer struct {
 
 var _ Producer = (*kafkaProducer)(nil)
 
-func (p *kafkaProducer) Send(rec topology.OutRecord) error {
+func (p *kafkaProducer) Send(rec graph.OutRecord) error {
 	p.sent.Add(1)
 	promise := p.promise
 	if p.changelogs[rec.Topic] {

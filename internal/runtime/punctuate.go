@@ -20,7 +20,7 @@ type punctuation struct {
 // Cancel implements topology.Cancellable.
 func (p *punctuation) Cancel() { p.cancelled = true }
 
-// Schedule implements topology.TaskContext. As in Kafka Streams, stream-time
+// Schedule implements graph.TaskContext. As in Kafka Streams, stream-time
 // punctuation is aligned to 0 (so it fires with the first record, then at
 // the first record of each later interval of the grid 0 + k*interval), and
 // wall-clock punctuation is first due one interval from now.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
@@ -27,7 +28,7 @@ import (
 type Config struct {
 	AppID          string
 	Brokers        []string
-	Topology       *topology.Topology
+	Topology       *graph.Graph
 	CommitInterval time.Duration
 	// ClientOpts are appended to the runtime's own franz-go options.
 	ClientOpts []kgo.Opt
@@ -158,7 +159,7 @@ func New(cfg Config) *Runtime {
 	if cfg.PurgeInterval <= 0 {
 		cfg.PurgeInterval = 30 * time.Second
 	}
-	repartition := internalTopics(cfg, topology.Repartition)
+	repartition := internalTopics(cfg, graph.Repartition)
 	produceCtx, cancelProduce := context.WithCancel(context.Background())
 	return &Runtime{
 		produceCtx:      produceCtx,
@@ -169,7 +170,7 @@ func New(cfg Config) *Runtime {
 		purgeable:       kadm.Offsets{},
 		lastPurge:       time.Now(),
 		repartition:     repartition,
-		changelogs:      internalTopics(cfg, topology.Changelog),
+		changelogs:      internalTopics(cfg, graph.Changelog),
 		released:        map[string]time.Time{},
 		started:         time.Now(),
 		commitRequested: make(chan struct{}, 1),
@@ -215,7 +216,7 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 			topics = append(topics, src.Pattern.String())
 		}
 		for _, name := range src.Topics {
-			if src.Kind == topology.SourceKind {
+			if src.Kind == graph.SourceKind {
 				topics = append(topics, r.topicName(name))
 			}
 		}
@@ -297,7 +298,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		// time here. Undeliverable records are retried; shutdown bounds
 		// the wait with closeTimeout.
 	}
-	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *topology.Node) bool { return n.Pattern != nil }) {
+	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *graph.Node) bool { return n.Pattern != nil }) {
 		opts = append(opts, kgo.ConsumeRegex())
 	}
 	if txnID != "" {
@@ -1137,7 +1138,7 @@ func (r *Runtime) cleanState(now time.Time) {
 }
 
 // internalTopics returns the full names of the internal topics of a kind.
-func internalTopics(cfg Config, kind topology.InternalTopicKind) map[string]bool {
+func internalTopics(cfg Config, kind graph.InternalTopicKind) map[string]bool {
 	out := map[string]bool{}
 	for _, it := range cfg.Topology.InternalTopics() {
 		if it.Kind == kind {

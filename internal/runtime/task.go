@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,7 +21,7 @@ import (
 // runtime, captured output in streamtest.
 type Producer interface {
 	// Send produces a record; errors from delivery are reported elsewhere.
-	Send(rec topology.OutRecord) error
+	Send(rec graph.OutRecord) error
 	// PartitionCount returns a topic's partition count.
 	PartitionCount(topic string) (int32, error)
 	// LastOffset returns the offset of the last acknowledged record sent
@@ -32,7 +33,7 @@ type Producer interface {
 type TaskConfig struct {
 	AppID    string
 	ID       topology.TaskID
-	Topology *topology.Topology
+	Topology *graph.Graph
 	Producer Producer
 	// Clock returns the wall-clock time (time.Now when nil).
 	Clock  func() time.Time
@@ -68,9 +69,9 @@ type TaskConfig struct {
 type Task struct {
 	cfg       TaskConfig
 	log       *slog.Logger
-	sources   map[string]topology.Source // by node name
-	byTopic   map[string]topology.Source // cache of source by full topic name
-	lifecycle []namedLifecycle           // in topological order
+	sources   map[string]graph.Source // by node name
+	byTopic   map[string]graph.Source // cache of source by full topic name
+	lifecycle []namedLifecycle        // in topological order
 	// initialized counts the lifecycle nodes whose Init succeeded; only
 	// they are closed, as Kafka Streams never closes a processor it did
 	// not initialize.
@@ -111,7 +112,7 @@ type partitionQueue struct {
 // namedLifecycle is a node instance with Init and Close.
 type namedLifecycle struct {
 	node string
-	lc   topology.Lifecycle
+	lc   graph.Lifecycle
 }
 
 // NewTask builds the node instances of the task's subtopology and opens
@@ -131,8 +132,8 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 	t := &Task{
 		cfg:        cfg,
 		log:        cfg.Logger.With("task", cfg.ID.String()),
-		sources:    map[string]topology.Source{},
-		byTopic:    map[string]topology.Source{},
+		sources:    map[string]graph.Source{},
+		byTopic:    map[string]graph.Source{},
 		streamTime: -1,
 	}
 	sub := cfg.Topology.Subtopologies()[cfg.ID.Subtopology]
@@ -148,30 +149,30 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 }
 
 // build makes the node instances of the subtopology, children first.
-func (t *Task) build(sub *topology.Subtopology) error {
+func (t *Task) build(sub *graph.Subtopology) error {
 	instances := make(map[string]any, len(sub.Nodes))
 	for i := len(sub.Nodes) - 1; i >= 0; i-- { // children before parents
 		n := sub.Nodes[i]
 		names := t.cfg.Topology.Children(n.Name)
-		children := make([]topology.Child, len(names))
+		children := make([]graph.Child, len(names))
 		for j, c := range names {
-			children[j] = topology.Child{Name: c, Instance: instances[c]}
+			children[j] = graph.Child{Name: c, Instance: instances[c]}
 		}
 		inst, err := n.Make(t, children)
 		if err != nil {
 			return fmt.Errorf("task %s: building node %q: %w", t.cfg.ID, n.Name, err)
 		}
 		instances[n.Name] = inst
-		if n.Kind == topology.SourceKind {
-			src, ok := inst.(topology.Source)
+		if n.Kind == graph.SourceKind {
+			src, ok := inst.(graph.Source)
 			if !ok {
-				return fmt.Errorf("task %s: source node %q does not implement topology.Source", t.cfg.ID, n.Name)
+				return fmt.Errorf("task %s: source node %q does not implement graph.Source", t.cfg.ID, n.Name)
 			}
 			t.sources[n.Name] = src
 		}
 	}
 	for _, n := range sub.Nodes {
-		if lc, ok := instances[n.Name].(topology.Lifecycle); ok {
+		if lc, ok := instances[n.Name].(graph.Lifecycle); ok {
 			t.lifecycle = append(t.lifecycle, namedLifecycle{n.Name, lc})
 		}
 	}
@@ -295,7 +296,7 @@ func (t *Task) process(rec *kgo.Record) error {
 
 // callSource runs the source and everything downstream of it, recovering a
 // panic that escaped the nodes' own recovery.
-func callSource(src topology.Source, rec *kgo.Record) (err error) {
+func callSource(src graph.Source, rec *kgo.Record) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: %v\n%s", topology.ErrPanic, p, debug.Stack())
@@ -330,14 +331,14 @@ func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
 		topology.Header{Key: "__streams.errors.partition", Value: []byte(strconv.Itoa(int(ectx.Record.Partition)))},
 		topology.Header{Key: "__streams.errors.offset", Value: []byte(strconv.FormatInt(ectx.Record.Offset, 10))},
 	)
-	return t.cfg.Producer.Send(topology.OutRecord{
+	return t.cfg.Producer.Send(graph.OutRecord{
 		Topic: t.cfg.DeadLetterTopic, Partition: -1,
 		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
 	})
 }
 
 // source returns the source instance that reads topic (full name), or nil.
-func (t *Task) source(topic string) topology.Source {
+func (t *Task) source(topic string) graph.Source {
 	if src, ok := t.byTopic[topic]; ok {
 		return src
 	}
@@ -404,21 +405,21 @@ func (t *Task) Close() error {
 
 // TaskContext implementation.
 
-var _ topology.TaskContext = (*Task)(nil)
+var _ graph.TaskContext = (*Task)(nil)
 
-// TaskID implements topology.TaskContext.
+// TaskID implements graph.TaskContext.
 func (t *Task) TaskID() topology.TaskID { return t.cfg.ID }
 
-// AppID implements topology.TaskContext.
+// AppID implements graph.TaskContext.
 func (t *Task) AppID() string { return t.cfg.AppID }
 
-// RecordMetadata implements topology.TaskContext.
+// RecordMetadata implements graph.TaskContext.
 func (t *Task) RecordMetadata() (topology.RecordMetadata, bool) { return t.current, t.inRecord }
 
-// StreamTime implements topology.TaskContext.
+// StreamTime implements graph.TaskContext.
 func (t *Task) StreamTime() int64 { return t.streamTime }
 
-// AdvanceStreamTime implements topology.TaskContext.
+// AdvanceStreamTime implements graph.TaskContext.
 func (t *Task) AdvanceStreamTime(ts int64) {
 	t.recordTime = ts
 	if ts > t.streamTime {
@@ -426,40 +427,40 @@ func (t *Task) AdvanceStreamTime(ts int64) {
 	}
 }
 
-// SwapRecordTime implements topology.TaskContext.
+// SwapRecordTime implements graph.TaskContext.
 func (t *Task) SwapRecordTime(ts int64) int64 {
 	prev := t.recordTime
 	t.recordTime = ts
 	return prev
 }
 
-// WallClockTime implements topology.TaskContext.
+// WallClockTime implements graph.TaskContext.
 func (t *Task) WallClockTime() time.Time { return t.cfg.Clock() }
 
-// RequestCommit implements topology.TaskContext.
+// RequestCommit implements graph.TaskContext.
 func (t *Task) RequestCommit() {
 	if t.cfg.OnCommitRequest != nil {
 		t.cfg.OnCommitRequest()
 	}
 }
 
-// RecordSkipped implements topology.TaskContext.
+// RecordSkipped implements graph.TaskContext.
 func (t *Task) RecordSkipped(reason string) {
 	if t.cfg.OnSkip != nil {
 		t.cfg.OnSkip(reason)
 	}
 }
 
-// Send implements topology.TaskContext.
-func (t *Task) Send(rec topology.OutRecord) error { return t.cfg.Producer.Send(rec) }
+// Send implements graph.TaskContext.
+func (t *Task) Send(rec graph.OutRecord) error { return t.cfg.Producer.Send(rec) }
 
-// PartitionCount implements topology.TaskContext.
+// PartitionCount implements graph.TaskContext.
 func (t *Task) PartitionCount(topic string) (int32, error) {
 	return t.cfg.Producer.PartitionCount(topic)
 }
 
-// TopicName implements topology.TaskContext.
+// TopicName implements graph.TaskContext.
 func (t *Task) TopicName(name string) string { return t.cfg.Topology.TopicName(t.cfg.AppID, name) }
 
-// Logger implements topology.TaskContext.
+// Logger implements graph.TaskContext.
 func (t *Task) Logger() *slog.Logger { return t.log }

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/runtime"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
-	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -27,7 +27,7 @@ type benchProducer struct {
 	sent  int
 }
 
-func (p *benchProducer) Send(rec topology.OutRecord) error {
+func (p *benchProducer) Send(rec graph.OutRecord) error {
 	p.sent++
 	if p.asKgo {
 		sinkRecord = &kgo.Record{
@@ -78,7 +78,7 @@ func BenchmarkTaskChain(b *testing.B) {
 					b.Fatal(err)
 				}
 				p := &benchProducer{asKgo: asKgo}
-				task, err := runtime.NewTask(runtime.TaskConfig{AppID: "bench", Topology: topo, Producer: p})
+				task, err := runtime.NewTask(runtime.TaskConfig{AppID: "bench", Topology: graph.Of(topo), Producer: p})
 				if err != nil {
 					b.Fatal(err)
 				}

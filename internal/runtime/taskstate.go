@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/topology"
@@ -33,7 +34,7 @@ const DefaultMaxUncommittedStateBytes = 64 << 20
 
 // taskStore is one state store of a task.
 type taskStore struct {
-	spec  *topology.StoreSpec
+	spec  *graph.StoreSpec
 	typed state.Store // what processors get
 	// changelog is the full name of the changelog topic ("" when not
 	// logged); written says the store wrote to it since the last commit.
@@ -46,7 +47,7 @@ type taskStore struct {
 
 // openStores builds the task's stores (engine, changelog, cache, typed
 // view) in the order of the topology's stores.
-func (t *Task) openStores(sub *topology.Subtopology) error {
+func (t *Task) openStores(sub *graph.Subtopology) error {
 	if len(sub.Stores) == 0 {
 		return nil
 	}
@@ -62,7 +63,7 @@ func (t *Task) openStores(sub *topology.Subtopology) error {
 		st := &taskStore{spec: spec, position: -1}
 		s := t.state.Open(spec.Name, spec.Engine)
 		if spec.Logged {
-			st.changelog = t.TopicName(topology.ChangelogTopic(spec.Name))
+			st.changelog = t.TopicName(graph.ChangelogTopic(spec.Name))
 			s = storage.Logged(s, func(key, value []byte) error { return t.logChange(st, key, value) })
 		}
 		if spec.Caching && t.cache != nil {
@@ -88,10 +89,10 @@ func (t *Task) logChange(st *taskStore, key, value []byte) error {
 		v = nil
 	}
 	st.written = true
-	return t.cfg.Producer.Send(topology.OutRecord{Topic: st.changelog, Partition: t.cfg.ID.Partition, Key: k, Value: v, Timestamp: t.recordTime})
+	return t.cfg.Producer.Send(graph.OutRecord{Topic: st.changelog, Partition: t.cfg.ID.Partition, Key: k, Value: v, Timestamp: t.recordTime})
 }
 
-// Store implements topology.TaskContext.
+// Store implements graph.TaskContext.
 func (t *Task) Store(name string) (state.Store, error) {
 	st, ok := t.stores[name]
 	if !ok {
@@ -131,7 +132,7 @@ func (e *handledError) Error() string { return e.err.Error() }
 
 func (e *handledError) Unwrap() error { return e.err }
 
-// HandleFlushError implements topology.TaskContext.
+// HandleFlushError implements graph.TaskContext.
 func (t *Task) HandleFlushError(err error) error { return t.handleError(err, "cache flush") }
 
 // storeErr returns the first sticky store error: a broken store fails the

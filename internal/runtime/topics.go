@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/runnel-dev/runnel/topology"
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -74,7 +74,7 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 			}
 			if _, ok := count(topic); !ok {
 				role := "source"
-				if n.Kind == topology.SinkKind {
+				if n.Kind == graph.SinkKind {
 					role = "sink"
 				}
 				errs = append(errs, fmt.Errorf("%w: %s topic %q of node %q", ErrTopicMissing, role, topic, n.Name))
@@ -144,9 +144,9 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 			configs[k] = &v
 		}
 		switch it.Kind {
-		case topology.Changelog:
+		case graph.Changelog:
 			configs["cleanup.policy"] = ptr("compact")
-		case topology.Repartition:
+		case graph.Repartition:
 			// Kafka Streams' repartition topic defaults: records are
 			// deleted once consumed (purgeRepartitionTopics), never by age.
 			if _, set := configs["retention.ms"]; !set {

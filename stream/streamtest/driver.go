@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/runtime"
 	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/state"
@@ -76,7 +77,7 @@ type Config struct {
 // stream-time punctuators the record made due still fire.
 type Driver struct {
 	cfg    Config
-	topo   *topology.Topology
+	topo   *graph.Graph
 	tasks  []*runtime.Task
 	now    time.Time
 	closed bool
@@ -108,10 +109,11 @@ type delivery struct {
 
 // New returns a Driver running t. It builds and initializes every task
 // (processors' Init runs here) and returns an error if one fails.
-func New(t *topology.Topology, cfg Config) (*Driver, error) {
-	if t == nil {
+func New(topo *topology.Topology, cfg Config) (*Driver, error) {
+	if topo == nil {
 		return nil, errors.New("streamtest: topology is nil")
 	}
+	t := graph.Of(topo)
 	if cfg.AppID == "" {
 		cfg.AppID = "streamtest"
 	}
@@ -419,7 +421,7 @@ type producer struct{ d *Driver }
 var _ runtime.Producer = producer{}
 
 // Send implements runtime.Producer.
-func (p producer) Send(out topology.OutRecord) error {
+func (p producer) Send(out graph.OutRecord) error {
 	d := p.d
 	if out.Topic == "" {
 		return errors.New("streamtest: record has no topic")

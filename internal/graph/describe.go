@@ -1,4 +1,4 @@
-package topology
+package graph
 
 import (
 	"cmp"
@@ -15,7 +15,7 @@ import (
 // is 1 plus its children's), then by name. A sink whose topic is chosen per
 // record (ToFunc) prints "(topic extractor)" where Kafka Streams prints the
 // extractor's Java class.
-func (t *Topology) Describe() string {
+func (t *Graph) Describe() string {
 	size := t.subtreeSizes()
 	order := func(names []string) []string {
 		names = slices.Clone(names)
@@ -71,7 +71,7 @@ func (t *Topology) Describe() string {
 // subtreeSizes returns the size of the subtree under each node as Kafka
 // Streams' describe computes it: 1 plus the sizes of its children, so a node
 // reachable along several paths counts once per path.
-func (t *Topology) subtreeSizes() map[string]int {
+func (t *Graph) subtreeSizes() map[string]int {
 	size := make(map[string]int, len(t.nodes))
 	// Children are added after their parents, so walking the nodes
 	// backwards sizes every child before its parents.
@@ -87,7 +87,7 @@ func (t *Topology) subtreeSizes() map[string]int {
 
 // Mermaid returns the topology as a Mermaid flowchart: one subgraph per
 // subtopology, topics as parallelograms between them.
-func (t *Topology) Mermaid() string {
+func (t *Graph) Mermaid() string {
 	var b strings.Builder
 	b.WriteString("flowchart TD\n")
 	id := map[string]string{}
