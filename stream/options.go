@@ -6,7 +6,16 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
-// Options are typed per family: an operator takes the options of its family
+// option is implemented by every option; each family adds its marker
+// method, so that only the options of a family satisfy it.
+type option interface{ apply(*options) }
+
+// Option is the family of options every operator takes: Named is its only
+// member. Stateless operators (Filter, Map, Peek, Split, Merge, ToStream,
+// TableMapValues...) and groupings (GroupByKey, GroupBy, TableGroupBy) take
+// only it.
+//
+// Operator options are typed per family: an operator takes the options of its family
 // only, so an option it would not use, such as a store option on Filter, is
 // a compile error rather than silently ignored. Named belongs to every
 // family but StoreOption (AddKeyValueStore's name is its argument).
@@ -30,15 +39,8 @@ import (
 // with fn (Kafka Streams' Consumed.withTimestampExtractor), and
 // KStream.WithPartitioner(fn) the sinks with fn (Produced and
 // Repartitioned.streamPartitioner).
-
-// option is implemented by every option; each family adds its marker
-// method, so that only the options of a family satisfy it.
-type option interface{ apply(*options) }
-
-// Option is the family of options every operator takes: Named is its only
-// member. Stateless operators (Filter, Map, Peek, Split, Merge, ToStream,
-// TableMapValues...) and groupings (GroupByKey, GroupBy, TableGroupBy) take
-// only it.
+//
+// A nil option is ignored.
 type Option interface {
 	SourceOption
 	SinkOption
