@@ -158,6 +158,11 @@ type FlushListener[K, V any] interface {
 // RestoreListener observes restoration (Kafka Streams'
 // StateRestoreListener). Its methods are called from the restoring task's
 // goroutine, concurrently for different tasks, and must be quick.
+//
+// The interface will not grow: events added later come as optional
+// interfaces that a RestoreListener may also implement, found with a type
+// assertion (as franz-go's hooks), so a new event never breaks an existing
+// listener. RestoreSuspendedListener is the first.
 type RestoreListener interface {
 	// OnRestoreStart is called before restoring the changelog partition
 	// from offset start up to end (exclusive).
@@ -168,4 +173,15 @@ type RestoreListener interface {
 	// OnRestoreEnd is called when the store is restored, with the number
 	// of records restored.
 	OnRestoreEnd(topic string, partition int32, store string, total int64)
+}
+
+// RestoreSuspendedListener is an optional extension of RestoreListener
+// (Kafka Streams' onRestoreSuspended, KIP-869). When the RestoreListener
+// implements it, OnRestoreSuspended is called instead of OnRestoreEnd when
+// a store's restoration stops before the changelog's end because its task
+// is closed (the application stops, or the task moves to another
+// instance), with the number of records restored until then. It is called
+// from the restoring task's goroutine, as the other events.
+type RestoreSuspendedListener interface {
+	OnRestoreSuspended(topic string, partition int32, store string, total int64)
 }

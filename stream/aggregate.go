@@ -10,12 +10,12 @@ import (
 
 // Count counts the records of each key (Kafka Streams' count); see
 // KGroupedStream for caching, timestamps and null keys. The result's value
-// serde is serde.Int64. Options: Named (default
-// KSTREAM-AGGREGATE-<n>), Materialized (default
-// KSTREAM-AGGREGATE-STATE-STORE-<n>), WithInMemoryStore,
-// WithLoggingDisabled, WithChangelogConfigs, WithCachingDisabled.
-func Count[K, V any](g KGroupedStream[K, V], opts ...Option) KTable[K, int64] {
-	o := g.s.b.options(opts)
+// serde is serde.Int64. Options: Named (default KSTREAM-AGGREGATE-<n>),
+// Materialized (default KSTREAM-AGGREGATE-STATE-STORE-<n>),
+// WithInMemoryStore, WithLoggingDisabled, WithChangelogConfigs,
+// WithCachingDisabled.
+func (g KGroupedStream[K, V]) Count(opts ...MaterializedOption) KTable[K, int64] {
+	o := optionsOf(opts)
 	if o.store.configured && o.store.name == "" {
 		// Kafka Streams' count(Materialized) burns a number for an
 		// unnamed store, and so does Runnel, for the same numbering.
@@ -27,11 +27,11 @@ func Count[K, V any](g KGroupedStream[K, V], opts ...Option) KTable[K, int64] {
 // Reduce combines the values of each key (Kafka Streams' reduce; see
 // KGroupedStream): the first value of a key is its result, and each later
 // one is combined with the result by reducer(agg, value). The result's
-// value serde is the grouping's. Options: Named (default KSTREAM-REDUCE-<n>), Materialized
-// (default KSTREAM-REDUCE-STATE-STORE-<n>) and the store options, as for
-// Count.
-func Reduce[K, V any](g KGroupedStream[K, V], reducer func(agg, value V) V, opts ...Option) KTable[K, V] {
-	return aggregateStream(g, g.s.b.options(opts), "REDUCE", g.vs, func(_ K, v V, agg V, found bool) V {
+// value serde is the grouping's. Options: Named (default
+// KSTREAM-REDUCE-<n>), Materialized (default KSTREAM-REDUCE-STATE-STORE-<n>)
+// and the store options, as for Count.
+func (g KGroupedStream[K, V]) Reduce(reducer func(agg, value V) V, opts ...MaterializedOption) KTable[K, V] {
+	return aggregateStream(g, optionsOf(opts), "REDUCE", g.vs, func(_ K, v V, agg V, found bool) V {
 		if !found {
 			return v
 		}
@@ -43,11 +43,11 @@ func Reduce[K, V any](g KGroupedStream[K, V], reducer func(agg, value V) V, opts
 // aggregate; see KGroupedStream): init returns the aggregate of a key
 // before its first value, and agg returns the next aggregate from a value
 // and the current one. aggSerde encodes aggregates in the store and its
-// changelog. Options:
-// Named (default KSTREAM-AGGREGATE-<n>), Materialized (default
-// KSTREAM-AGGREGATE-STATE-STORE-<n>) and the store options, as for Count.
-func Aggregate[K, V, VR any](g KGroupedStream[K, V], init func() VR, agg func(key K, value V, agg VR) VR, aggSerde serde.Serde[VR], opts ...Option) KTable[K, VR] {
-	return aggregateStream(g, g.s.b.options(opts), "AGGREGATE", aggSerde, func(k K, v V, acc VR, found bool) VR {
+// changelog. Options: Named (default KSTREAM-AGGREGATE-<n>), Materialized
+// (default KSTREAM-AGGREGATE-STATE-STORE-<n>) and the store options, as for
+// Count.
+func Aggregate[K, V, VR any](g KGroupedStream[K, V], init func() VR, agg func(key K, value V, agg VR) VR, aggSerde serde.Serde[VR], opts ...MaterializedOption) KTable[K, VR] {
+	return aggregateStream(g, optionsOf(opts), "AGGREGATE", aggSerde, func(k K, v V, acc VR, found bool) VR {
 		if !found {
 			acc = init()
 		}
@@ -111,27 +111,27 @@ func (n *aggregateNode[K, V, VR]) process(rec topology.Record[K, V]) (err error)
 	return nodeError(n.name, n.table.put(rec.Key, n.step(rec.Key, rec.Value, old, found), old, found, rec.Timestamp, rec.Headers))
 }
 
-// CountTable counts the rows of each group of a regrouped table (Kafka
-// Streams' KGroupedTable.count; see KGroupedTable): a row moving to
-// another group or deleted is subtracted from its old group, whose count
-// may drop to 0 (the group's row stays). Options: Named (default KTABLE-AGGREGATE-<n>; it also names the
-// repartition nodes "<name>-sink" and "<name>-source"), Materialized
-// (default KTABLE-AGGREGATE-STATE-STORE-<n>) and the store options, as for
-// Count.
-func CountTable[K, V any](g KGroupedTable[K, V], opts ...Option) KTable[K, int64] {
-	return aggregateTable(g, g.s.b.options(opts), "AGGREGATE", serde.Int64,
+// Count counts the rows of each group of a regrouped table (Kafka Streams'
+// KGroupedTable.count; see KGroupedTable): a row moving to another group or
+// deleted is subtracted from its old group, whose count may drop to 0 (the
+// group's row stays). Options: Named (default KTABLE-AGGREGATE-<n>; it also
+// names the repartition nodes "<name>-sink" and "<name>-source"),
+// Materialized (default KTABLE-AGGREGATE-STATE-STORE-<n>) and the store
+// options, as for KGroupedStream.Count.
+func (g KGroupedTable[K, V]) Count(opts ...MaterializedOption) KTable[K, int64] {
+	return aggregateTable(g, optionsOf(opts), "AGGREGATE", serde.Int64,
 		func(_ K, _ V, agg int64, _ bool) int64 { return agg + 1 },
 		func(_ K, _ V, agg int64) int64 { return agg - 1 })
 }
 
-// ReduceTable combines the rows of each group (Kafka Streams'
+// Reduce combines the rows of each group (Kafka Streams'
 // KGroupedTable.reduce): adder(agg, value) adds a new row to its group's
 // result (the first row of a group is the result), subtractor(agg, value)
 // removes an old one. Options: Named (default KTABLE-REDUCE-<n>),
 // Materialized (default KTABLE-AGGREGATE-STATE-STORE-<n>) and the store
-// options, as for CountTable.
-func ReduceTable[K, V any](g KGroupedTable[K, V], adder, subtractor func(agg, value V) V, opts ...Option) KTable[K, V] {
-	return aggregateTable(g, g.s.b.options(opts), "REDUCE", g.vs,
+// options, as for Count.
+func (g KGroupedTable[K, V]) Reduce(adder, subtractor func(agg, value V) V, opts ...MaterializedOption) KTable[K, V] {
+	return aggregateTable(g, optionsOf(opts), "REDUCE", g.vs,
 		func(_ K, v V, agg V, found bool) V {
 			if !found {
 				return v
@@ -142,15 +142,15 @@ func ReduceTable[K, V any](g KGroupedTable[K, V], adder, subtractor func(agg, va
 		"adder", adder, "subtractor", subtractor)
 }
 
-// AggregateTable folds the rows of each group into an aggregate (Kafka
+// TableAggregate folds the rows of each group into an aggregate (Kafka
 // Streams' KGroupedTable.aggregate): init returns a group's aggregate
 // before its first row, adder adds a new row, subtractor removes an old
 // one. aggSerde encodes aggregates in the store. Options: Named (default
 // KTABLE-AGGREGATE-<n>), Materialized (default
 // KTABLE-AGGREGATE-STATE-STORE-<n>) and the store options, as for
-// CountTable.
-func AggregateTable[K, V, VR any](g KGroupedTable[K, V], init func() VR, adder, subtractor func(key K, value V, agg VR) VR, aggSerde serde.Serde[VR], opts ...Option) KTable[K, VR] {
-	return aggregateTable(g, g.s.b.options(opts), "AGGREGATE", aggSerde,
+// KGroupedTable.Count.
+func TableAggregate[K, V, VR any](g KGroupedTable[K, V], init func() VR, adder, subtractor func(key K, value V, agg VR) VR, aggSerde serde.Serde[VR], opts ...MaterializedOption) KTable[K, VR] {
+	return aggregateTable(g, optionsOf(opts), "AGGREGATE", aggSerde,
 		func(k K, v V, agg VR, found bool) VR {
 			if !found {
 				agg = init()

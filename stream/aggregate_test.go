@@ -23,10 +23,10 @@ var nonWord = regexp.MustCompile(`\W+`)
 
 // wordCount is Kafka Streams' WordCountDemo: lines of text in, the running
 // count of every (lower-cased) word out.
-func wordCount(b *stream.Builder, opts ...stream.Option) {
+func wordCount(b *stream.Builder, opts ...stream.MaterializedOption) {
 	source := stream.From(b, "streams-plaintext-input", serde.String, serde.String)
 	words := stream.FlatMapValues(source, func(line string) []string { return nonWord.Split(strings.ToLower(line), -1) })
-	counts := stream.Count(stream.GroupBy(words, func(_, word string) string { return word }, serde.String, serde.String), opts...)
+	counts := stream.GroupBy(words, func(_, word string) string { return word }, serde.String, serde.String).Count(opts...)
 	counts.ToStream().To("streams-wordcount-output", serde.String, serde.Int64)
 }
 
@@ -48,7 +48,7 @@ func TestWordCount(t *testing.T) {
 		pipeKVs(t, strIn(d, "streams-plaintext-input"), skv("", "Hello"))
 		expectKVs(t, int64Out(d, "streams-wordcount-output"), i64("hello", 1))
 	})
-	for name, opts := range map[string][]stream.Option{"CountListOfWords/uncached": {stream.WithCachingDisabled()}, "CountListOfWords/cached": nil} {
+	for name, opts := range map[string][]stream.MaterializedOption{"CountListOfWords/uncached": {stream.WithCachingDisabled()}, "CountListOfWords/cached": nil} {
 		t.Run(name, func(t *testing.T) {
 			b := stream.NewBuilder()
 			wordCount(b, opts...)
@@ -78,9 +78,9 @@ func TestWordCount(t *testing.T) {
 
 // aggregations adds Count, Reduce (sum) and Aggregate (concatenation) of a
 // grouped stream of string keys and values.
-func aggregations(g stream.KGroupedStream[string, string], opts ...stream.Option) {
-	stream.Count(g, append(opts, stream.Materialized("count"))...).ToStream().To("count", serde.String, serde.Int64)
-	stream.Reduce(g, func(agg, v string) string { return agg + "+" + v },
+func aggregations(g stream.KGroupedStream[string, string], opts ...stream.MaterializedOption) {
+	g.Count(append(opts, stream.Materialized("count"))...).ToStream().To("count", serde.String, serde.Int64)
+	g.Reduce(func(agg, v string) string { return agg + "+" + v },
 		append(opts, stream.Materialized("reduce"))...).ToStream().To("reduce", serde.String, serde.String)
 	stream.Aggregate(g, func() int64 { return 100 }, func(_ string, v string, agg int64) int64 { return agg + int64(len(v)) }, serde.Int64,
 		append(opts, stream.Materialized("aggregate"))...).ToStream().To("aggregate", serde.String, serde.Int64)
@@ -89,7 +89,7 @@ func aggregations(g stream.KGroupedStream[string, string], opts ...stream.Option
 func TestStreamAggregationsUncached(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
-	aggregations(stream.GroupByKey(stream.FlatMapValues(src, strings.Fields), serde.String, serde.String), stream.WithCachingDisabled())
+	aggregations(stream.FlatMapValues(src, strings.Fields).GroupByKey(serde.String, serde.String), stream.WithCachingDisabled())
 	d := drive(t, b)
 	in := strIn(d, "in")
 	if err := in.PipeRecord(topology.Record[string, string]{Key: "a", Value: "x yy", Timestamp: 7}); err != nil {
@@ -109,7 +109,7 @@ func TestStreamAggregationsUncached(t *testing.T) {
 func TestStreamAggregationsCached(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
-	aggregations(stream.GroupByKey(stream.FlatMapValues(src, strings.Fields), serde.String, serde.String))
+	aggregations(stream.FlatMapValues(src, strings.Fields).GroupByKey(serde.String, serde.String))
 	d := drive(t, b)
 	in := strIn(d, "in")
 	// The updates of one Pipe collapse into the last one per key.
@@ -159,12 +159,12 @@ func TestGroupingNameNamesRepartitionTopic(t *testing.T) {
 	src := stream.From(b, "in", serde.String, serde.String)
 	g := stream.GroupBy(src, func(_, v string) string { return v }, serde.String, serde.String, stream.Named("by-value"))
 	// Two aggregations of a named grouping share its repartition topic.
-	stream.Count(g, stream.Materialized("c1")).ToStream().To("c1", serde.String, serde.Int64)
-	stream.Count(g).ToStream().To("c2", serde.String, serde.Int64)
+	g.Count(stream.Materialized("c1")).ToStream().To("c1", serde.String, serde.Int64)
+	g.Count().ToStream().To("c2", serde.String, serde.Int64)
 	// A grouping without a name repartitions per aggregation, by store.
-	g2 := stream.GroupByKey(stream.SelectKey(src, func(_, v string) string { return v }), serde.String, serde.String)
-	stream.Count(g2, stream.Materialized("c3"))
-	stream.Count(g2, stream.Materialized("c4"))
+	g2 := stream.SelectKey(src, func(_, v string) string { return v }).GroupByKey(serde.String, serde.String)
+	g2.Count(stream.Materialized("c3"))
+	g2.Count(stream.Materialized("c4"))
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -231,11 +231,11 @@ func TestAggregationDropsNullKeysAndValues(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.Bytes, serde.String)
 	// Not repartitioned: the aggregation drops null keys itself.
-	stream.Count(stream.GroupByKey(src, serde.Bytes, serde.String), stream.Named("direct"), stream.WithCachingDisabled()).
+	src.GroupByKey(serde.Bytes, serde.String).Count(stream.Named("direct"), stream.WithCachingDisabled()).
 		ToStream().To("direct", serde.Bytes, serde.Int64)
 	// Repartitioned: the repartition sink drops them.
 	rekeyed := stream.SelectKey(src, func(k []byte, _ string) []byte { return k })
-	stream.Count(stream.GroupByKey(rekeyed, serde.Bytes, serde.String), stream.Named("rekeyed"), stream.Materialized("rekeyed"), stream.WithCachingDisabled()).
+	rekeyed.GroupByKey(serde.Bytes, serde.String).Count(stream.Named("rekeyed"), stream.Materialized("rekeyed"), stream.WithCachingDisabled()).
 		ToStream().To("rekeyed", serde.Bytes, serde.Int64)
 	logs := &logCapture{}
 	d := drive(t, b, streamtest.Config{Logger: slog.New(logs)})
@@ -273,7 +273,7 @@ func TestCacheFlushErrorsGoToTheHandler(t *testing.T) {
 	build := func() *stream.Builder {
 		b := stream.NewBuilder()
 		words := stream.From(b, "words", serde.String, serde.String)
-		counts := stream.Count(stream.GroupByKey(words, serde.String, serde.String), stream.Materialized("counts"))
+		counts := words.GroupByKey(serde.String, serde.String).Count(stream.Materialized("counts"))
 		stream.TableMapValues(counts, func(n int64) int64 {
 			if n == 2 {
 				panic("two")

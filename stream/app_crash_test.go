@@ -70,8 +70,8 @@ func TestCrashChild(t *testing.T) {
 	defer stop()
 	b := stream.NewBuilder()
 	if spec.CountByKey {
-		grouped := stream.GroupByKey(stream.From(b, spec.Input, serde.String, serde.String), serde.String, serde.String)
-		stream.Count(grouped, stream.Materialized("counts")).ToStream().To(spec.Output, serde.String, serde.Int64)
+		grouped := stream.From(b, spec.Input, serde.String, serde.String).GroupByKey(serde.String, serde.String)
+		grouped.Count(stream.Materialized("counts")).ToStream().To(spec.Output, serde.String, serde.Int64)
 	} else {
 		crashTopology(b, spec)
 	}
@@ -105,7 +105,7 @@ func crashTopology(b *stream.Builder, spec crashChildSpec) {
 	words := stream.FlatMapValues(lines, strings.Fields)
 	words.To(spec.Output, serde.String, serde.String)
 	groups := stream.GroupBy(words, func(k, w string) string { return w[len(w)-1:] + "-" + k }, serde.String, serde.String)
-	stream.Count(groups, stream.Materialized("counts")).ToStream().To(spec.Counts, serde.String, serde.Int64)
+	groups.Count(stream.Materialized("counts")).ToStream().To(spec.Counts, serde.String, serde.Int64)
 }
 
 // crashChild is one run of the child process.

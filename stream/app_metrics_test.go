@@ -45,12 +45,12 @@ func TestAppNegativeExtractedTimestampCounted(t *testing.T) {
 	e.topic("out", 1)
 	e.produce(&kgo.Record{Topic: "in", Value: []byte("bad")}, &kgo.Record{Topic: "in", Value: []byte("good")})
 	b := stream.NewBuilder()
-	stream.From(b, "in", serde.String, serde.String, stream.WithTimestampExtractor(func(rec topology.Record[string, string], _ int64) int64 {
+	stream.WithTimestampExtractor(b, func(rec topology.Record[string, string], _ int64) int64 {
 		if rec.Value == "bad" {
 			return -1
 		}
 		return rec.Timestamp
-	})).To("out", serde.String, serde.String)
+	}).From("in", serde.String, serde.String).To("out", serde.String, serde.String)
 	cfg, _ := e.config("negative-ts")
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg

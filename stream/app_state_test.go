@@ -30,7 +30,7 @@ func e2eWordCount(b *stream.Builder, input, output string) {
 	lines := stream.From(b, input, serde.String, serde.String)
 	words := stream.FlatMapValues(lines, strings.Fields)
 	byWord := stream.GroupBy(words, func(_, w string) string { return w }, serde.String, serde.String)
-	stream.Count(byWord, stream.Materialized("counts")).ToStream().To(output, serde.String, serde.Int64)
+	byWord.Count(stream.Materialized("counts")).ToStream().To(output, serde.String, serde.Int64)
 }
 
 // e2eCorpus produces n lines of words w0..w(vocab-1) to topic, starting at
@@ -410,7 +410,7 @@ func TestAppStateInMemoryStore(t *testing.T) {
 		b := stream.NewBuilder()
 		lines := stream.From(b, "lines", serde.String, serde.String)
 		byWord := stream.GroupBy(stream.FlatMapValues(lines, strings.Fields), func(_, w string) string { return w }, serde.String, serde.String)
-		stream.Count(byWord, stream.Materialized("counts"), stream.WithInMemoryStore()).ToStream().To("counts-out", serde.String, serde.Int64)
+		byWord.Count(stream.Materialized("counts"), stream.WithInMemoryStore()).ToStream().To("counts-out", serde.String, serde.Int64)
 		cfg, _ := e.config(appID)
 		rc := &restoreCounter{}
 		cfg.RestoreListener = rc
@@ -601,8 +601,8 @@ func TestAppStateCleanup(t *testing.T) {
 	}
 	newApp := func(delay time.Duration) (*stream.App, *e2eLog, *startsRecorder) {
 		b := stream.NewBuilder()
-		grouped := stream.GroupByKey(stream.From(b, "keyed", serde.String, serde.String), serde.String, serde.String)
-		stream.Count(grouped, stream.Materialized("counts")).ToStream().To("key-counts", serde.String, serde.Int64)
+		grouped := stream.From(b, "keyed", serde.String, serde.String).GroupByKey(serde.String, serde.String)
+		grouped.Count(stream.Materialized("counts")).ToStream().To("key-counts", serde.String, serde.Int64)
 		cfg, logs := e.config(appID)
 		cfg.StateCleanupDelay = delay
 		rec := &startsRecorder{}
@@ -657,8 +657,8 @@ func TestAppStateFlushFailureAtShutdown(t *testing.T) {
 	const appID = "flush-fail"
 	var run atomic.Pointer[e2eRun]
 	b := stream.NewBuilder()
-	grouped := stream.GroupByKey(stream.From(b, "keyed", serde.String, serde.String), serde.String, serde.String)
-	stream.Count(grouped, stream.Materialized("counts")).ToStream().
+	grouped := stream.From(b, "keyed", serde.String, serde.String).GroupByKey(serde.String, serde.String)
+	grouped.Count(stream.Materialized("counts")).ToStream().
 		Peek(func(k string, _ int64) {
 			if k == "bad" {
 				run.Load().cancel() // stop the app while its commit fails
@@ -691,8 +691,8 @@ func TestAppStateEvictionFailureHandledOnce(t *testing.T) {
 	e.topic("key-counts", 1)
 	const appID = "evict-fail"
 	b := stream.NewBuilder()
-	grouped := stream.GroupByKey(stream.From(b, "keyed", serde.String, serde.String), serde.String, serde.String)
-	stream.Count(grouped, stream.Materialized("counts")).ToStream().
+	grouped := stream.From(b, "keyed", serde.String, serde.String).GroupByKey(serde.String, serde.String)
+	grouped.Count(stream.Materialized("counts")).ToStream().
 		Peek(func(k string, _ int64) {
 			if k == "a" {
 				panic("evicted a")

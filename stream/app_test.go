@@ -356,12 +356,13 @@ func TestAppBlockedTaskBackpressure(t *testing.T) {
 				freeSeen.Add(1)
 			}
 		}).
-		To("out", serde.String, serde.String, stream.WithPartitioner(func(_, k, _ string, _ int32) int32 {
+		WithPartitioner(func(_, k, _ string, _ int32) int32 {
 			if k == "blocked" {
 				return 0
 			}
 			return 1
-		}))
+		}).
+		To("out", serde.String, serde.String)
 	cfg, _ := e.config("backpressure-e2e")
 	cfg.MaxBufferedRecordsPerPartition = 10
 	// A commit waits for every task to reach a record boundary, which the

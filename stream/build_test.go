@@ -164,20 +164,6 @@ func TestBuildEmptyTopic(t *testing.T) {
 	expectNodeError(t, buildErr(t, b), "src", "empty topic name")
 }
 
-func TestBuildWrongTypedOptions(t *testing.T) {
-	b := stream.NewBuilder()
-	src := stream.From(b, "in", serde.String, serde.String, stream.Named("src"),
-		stream.WithTimestampExtractor(func(rec topology.Record[string, int64], _ int64) int64 { return rec.Value }))
-	src.To("out", serde.String, serde.String, stream.Named("sink"),
-		stream.WithPartitioner(func(_ string, _ int64, _ string, _ int32) int32 { return 0 }))
-	src.Repartition(serde.String, serde.String, stream.Named("rp"),
-		stream.WithPartitioner(func(_ string, _ string, _ []byte, _ int32) int32 { return 0 }))
-	err := buildErr(t, b)
-	expectNodeError(t, err, "src", "timestamp extractor has type")
-	expectNodeError(t, err, "sink", "partitioner has type")
-	expectNodeError(t, err, "rp", "partitioner has type")
-}
-
 func TestBuildInvalidRepartition(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
@@ -232,17 +218,17 @@ func TestBuildAgainIsIndependent(t *testing.T) {
 func TestRepartitionNames(t *testing.T) {
 	tests := []struct {
 		name                        string
-		opts                        []stream.Option
+		opts                        []stream.RepartitionOption
 		topic, filter, sink, source string
 		next                        string
 	}{
 		{"unnamed", nil, "KSTREAM-REPARTITION-0000000001-repartition",
 			"KSTREAM-FILTER-0000000003", "KSTREAM-SINK-0000000002", "KSTREAM-SOURCE-0000000004", "KSTREAM-PEEK-0000000005"},
-		{"named", []stream.Option{stream.Named("foo")}, "foo-repartition",
+		{"named", []stream.RepartitionOption{stream.Named("foo")}, "foo-repartition",
 			"foo-repartition-filter", "foo-repartition-sink", "foo-repartition-source", "KSTREAM-PEEK-0000000004"},
-		{"named with suffix", []stream.Option{stream.Named("foo-repartition")}, "foo-repartition",
+		{"named with suffix", []stream.RepartitionOption{stream.Named("foo-repartition")}, "foo-repartition",
 			"foo-repartition-filter", "foo-repartition-sink", "foo-repartition-source", "KSTREAM-PEEK-0000000004"},
-		{"named like a generated name", []stream.Option{stream.Named("KSTREAM-X-0000000042")}, "KSTREAM-X-0000000042-repartition",
+		{"named like a generated name", []stream.RepartitionOption{stream.Named("KSTREAM-X-0000000042")}, "KSTREAM-X-0000000042-repartition",
 			"KSTREAM-FILTER-0000000002", "KSTREAM-SINK-0000000001", "KSTREAM-SOURCE-0000000003", "KSTREAM-PEEK-0000000004"},
 	}
 	for _, tc := range tests {

@@ -125,6 +125,16 @@ func (b *Builder) checkNil(node string, args ...any) {
 // pairs. It is a handle on a node of its Builder; copying it is cheap, and
 // every operator on it adds a child node.
 type KStream[K, V any] struct {
+	pipe[K, V]
+}
+
+// pipe is a handle on a node of a Builder whose records have types K and
+// V: a KStream without its methods. The package's plumbing passes pipes,
+// because a KStream method that reaches a KTable (GroupByKey, then Count)
+// makes every KStream[K, change[V]] that table code would create lead to a
+// KStream[K, change[change[V]]], and so on: Go rejects that as an
+// instantiation cycle.
+type pipe[K, V any] struct {
 	b    *Builder
 	node string
 	// keyChanged is true when an upstream operator may have changed the key,
@@ -133,48 +143,108 @@ type KStream[K, V any] struct {
 	keyChanged bool
 }
 
+// streamOf returns the KStream of p.
+func streamOf[K, V any](p pipe[K, V]) KStream[K, V] { return KStream[K, V]{p} }
+
 // From reads one topic as a stream, decoding keys and values with the given
-// serdes. Options: Named, WithOffsetReset, WithTimestampExtractor.
-func From[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
-	return FromTopics(b, []string{topic}, keySerde, valueSerde, opts...)
+// serdes. Options: Named, WithOffsetReset; for a timestamp extractor, use
+// WithTimestampExtractor(b, fn).From.
+func From[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SourceOption) KStream[K, V] {
+	return fromTopics(b, []string{topic}, nil, keySerde, valueSerde, nil, opts)
 }
 
 // FromTopics reads several topics as one stream. Topics of one stream (and
 // of every stream merged or joined with it) must have the same number of
 // partitions: the application checks this at start.
-func FromTopics[K, V any](b *Builder, topics []string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
-	o := b.options(opts)
-	return addSource(b, b.nodeName(o, "SOURCE"), topics, nil, keySerde, valueSerde, o, false)
+func FromTopics[K, V any](b *Builder, topics []string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SourceOption) KStream[K, V] {
+	return fromTopics(b, topics, nil, keySerde, valueSerde, nil, opts)
 }
 
 // FromPattern reads every topic whose whole name matches re, including
 // topics created later (picked up at the next metadata refresh).
-func FromPattern[K, V any](b *Builder, re *regexp.Regexp, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
-	o := b.options(opts)
-	return addSource(b, b.nodeName(o, "SOURCE"), nil, re, keySerde, valueSerde, o, false)
+func FromPattern[K, V any](b *Builder, re *regexp.Regexp, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SourceOption) KStream[K, V] {
+	return fromTopics(b, nil, re, keySerde, valueSerde, nil, opts)
 }
 
-// addSource adds a source node named name; o supplies its offset reset and
-// timestamp extractor. With dropNullKeys the source drops (logs and counts)
-// records whose Kafka key is null, as a table source does.
-func addSource[K, V any](b *Builder, name string, topics []string, re *regexp.Regexp, ks serde.Serde[K], vs serde.Serde[V], o *options, dropNullKeys bool) KStream[K, V] {
+// fromTopics adds the source node of From, FromTopics or FromPattern.
+func fromTopics[K, V any](b *Builder, topics []string, re *regexp.Regexp, ks serde.Serde[K], vs serde.Serde[V], extract TimestampExtractor[K, V], opts []SourceOption) KStream[K, V] {
+	o := optionsOf(opts)
+	return streamOf(addSource(b, b.nodeName(o, "SOURCE"), topics, re, ks, vs, o.reset, extract, false))
+}
+
+// TimestampExtractor computes a record's timestamp from the decoded record
+// (whose Timestamp is the Kafka record's) and the task's stream time
+// (Kafka Streams' TimestampExtractor).
+type TimestampExtractor[K, V any] func(rec topology.Record[K, V], streamTime int64) int64
+
+// TimestampedSources adds sources that compute record timestamps with a
+// TimestampExtractor; get one from WithTimestampExtractor. Its methods are
+// the source functions of the same names, and take the same options.
+type TimestampedSources[K, V any] struct {
+	b       *Builder
+	extract TimestampExtractor[K, V]
+}
+
+// WithTimestampExtractor returns the source functions of b with fn as their
+// timestamp extractor (Kafka Streams' Consumed.withTimestampExtractor):
+//
+//	s := stream.WithTimestampExtractor(b, fn).From("clicks", serde.String, clickSerde)
+//
+// It is not an option because K and V must be the source's types: here the
+// serdes of a source must match fn's types, or the program does not
+// compile. A nil fn means the default.
+//
+// Default (the plain source functions): the Kafka record's timestamp, and a
+// negative one fails the record with a *topology.ProcessingError naming the
+// source, handed to the processing error handler (Kafka Streams' default
+// extractor, FailOnInvalidTimestamp, fails the same way). An extractor sees
+// negative Kafka timestamps and may replace them; a negative extracted
+// timestamp drops the record with a warning, as in Kafka Streams.
+//
+// Limit: when a task reads several partitions, it picks the next record by
+// the Kafka timestamps at the heads of its partitions, not by extracted ones.
+func WithTimestampExtractor[K, V any](b *Builder, fn TimestampExtractor[K, V]) TimestampedSources[K, V] {
+	return TimestampedSources[K, V]{b: b, extract: fn}
+}
+
+// From is From with the extractor.
+func (ts TimestampedSources[K, V]) From(topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SourceOption) KStream[K, V] {
+	return ts.FromTopics([]string{topic}, keySerde, valueSerde, opts...)
+}
+
+// FromTopics is FromTopics with the extractor.
+func (ts TimestampedSources[K, V]) FromTopics(topics []string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SourceOption) KStream[K, V] {
+	return fromTopics(ts.b, topics, nil, keySerde, valueSerde, ts.extract, opts)
+}
+
+// FromPattern is FromPattern with the extractor.
+func (ts TimestampedSources[K, V]) FromPattern(re *regexp.Regexp, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SourceOption) KStream[K, V] {
+	return fromTopics(ts.b, nil, re, keySerde, valueSerde, ts.extract, opts)
+}
+
+// Table is Table with the extractor.
+func (ts TimestampedSources[K, V]) Table(topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...TableOption) KTable[K, V] {
+	return table(ts.b, topic, keySerde, valueSerde, ts.extract, opts)
+}
+
+// addSource adds a source node named name, starting at reset and computing
+// timestamps with extract (nil: the Kafka record's). With dropNullKeys the
+// source drops (logs and counts) records whose Kafka key is null, as a
+// table source does.
+func addSource[K, V any](b *Builder, name string, topics []string, re *regexp.Regexp, ks serde.Serde[K], vs serde.Serde[V], reset topology.OffsetReset, extract TimestampExtractor[K, V], dropNullKeys bool) pipe[K, V] {
 	b.checkNil(name, "key serde", ks, "value serde", vs)
-	extract, ok := optionFunc[func(topology.Record[K, V], int64) int64](b, name, o.timestamps, "timestamp extractor")
-	if !ok {
-		extract = nil
-	}
 	b.add(&graph.Node{
-		Name: name, Kind: graph.SourceKind, Topics: topics, Pattern: re, Reset: o.reset,
+		Name: name, Kind: graph.SourceKind, Topics: topics, Pattern: re, Reset: reset,
 		Make: func(tc graph.TaskContext, children []graph.Child) (any, error) {
 			to, err := receivers[K, V](children)
 			return &sourceNode[K, V]{name: name, tc: tc, ks: ks, vs: vs, extract: extract, dropNullKeys: dropNullKeys, to: to}, err
 		},
 	})
-	return KStream[K, V]{b: b, node: name}
+	return pipe[K, V]{b: b, node: name}
 }
 
 // child adds a processor node under s and returns its stream handle.
-func child[K, V, KR, VR any](s KStream[K, V], name string, keyChanged bool, make func(tc graph.TaskContext, to []receiver[KR, VR]) any) KStream[KR, VR] {
+func child[K, V, KR, VR any](s pipe[K, V], name string, keyChanged bool, make func(tc graph.TaskContext, to []receiver[KR, VR]) any) pipe[KR, VR] {
 	s.b.add(&graph.Node{
 		Name: name, Kind: graph.ProcessorKind, Parents: []string{s.node},
 		Make: func(tc graph.TaskContext, children []graph.Child) (any, error) {
@@ -182,7 +252,7 @@ func child[K, V, KR, VR any](s KStream[K, V], name string, keyChanged bool, make
 			return make(tc, to), err
 		},
 	})
-	return KStream[KR, VR]{b: s.b, node: name, keyChanged: keyChanged}
+	return pipe[KR, VR]{b: s.b, node: name, keyChanged: keyChanged}
 }
 
 // receivers converts child instances into typed receivers. A mismatch is a

@@ -88,7 +88,8 @@ type Config struct {
 	StateCleanupDelay time.Duration
 	// RestoreListener, when set, is told when each store's restoration
 	// starts, after each restored batch and when it ends. Its methods run
-	// on the tasks' goroutines, concurrently. (Kafka Streams'
+	// on the tasks' goroutines, concurrently. It may also implement the
+	// optional state.RestoreSuspendedListener. (Kafka Streams'
 	// StateRestoreListener.)
 	RestoreListener state.RestoreListener
 	// EnsureExplicitInternalResourceNaming makes NewApp fail when a state

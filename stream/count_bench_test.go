@@ -95,8 +95,8 @@ func rawCount(ctx context.Context, brokers []string, group, in, out string, n in
 // cover the input.
 func runnelCount(ctx context.Context, c *kafkatest.Cluster, m e2eMode, stateDir, appID, in, out string, p *phase) error {
 	b := stream.NewBuilder()
-	grouped := stream.GroupByKey(stream.From(b, in, serde.Bytes, serde.Bytes), serde.Bytes, serde.Bytes)
-	stream.Count(grouped, stream.Materialized("counts")).ToStream().To(out, serde.Bytes, serde.Int64)
+	grouped := stream.From(b, in, serde.Bytes, serde.Bytes).GroupByKey(serde.Bytes, serde.Bytes)
+	grouped.Count(stream.Materialized("counts")).ToStream().To(out, serde.Bytes, serde.Int64)
 	return runCommitted(ctx, c, b, stream.Config{
 		AppID: appID, Brokers: c.Brokers(), StateDir: stateDir, CacheMaxBytes: *countCache,
 		Guarantee: m.guarantee, CommitInterval: m.commit,
@@ -136,8 +136,8 @@ func BenchmarkRestore(b *testing.B) {
 			}
 		}
 		bld := stream.NewBuilder()
-		grouped := stream.GroupByKey(stream.From(bld, in, serde.Bytes, serde.Bytes), serde.Bytes, serde.Bytes)
-		stream.Count(grouped, stream.Materialized("counts")).ToStream().To(out, serde.Bytes, serde.Int64)
+		grouped := stream.From(bld, in, serde.Bytes, serde.Bytes).GroupByKey(serde.Bytes, serde.Bytes)
+		grouped.Count(stream.Materialized("counts")).ToStream().To(out, serde.Bytes, serde.Int64)
 		timer := &restoreTimer{done: make(chan struct{})}
 		app, err := stream.NewApp(bld, stream.Config{
 			AppID: appID, Brokers: c.Brokers(), StateDir: b.TempDir(), RestoreListener: timer,

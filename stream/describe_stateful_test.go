@@ -28,7 +28,7 @@ func build(t *testing.T, add func(b *stream.Builder)) *topology.Topology {
 // nodes of a Materialized store were not yet named after the store).
 func TestDescribeStatefulMatchesKafkaStreams(t *testing.T) {
 	groupByKey := func(b *stream.Builder) stream.KGroupedStream[string, string] {
-		return stream.GroupByKey(stream.From(b, "input-topic", serde.String, serde.String), serde.String, serde.String)
+		return stream.From(b, "input-topic", serde.String, serde.String).GroupByKey(serde.String, serde.String)
 	}
 	groupTable := func(b *stream.Builder) stream.KGroupedTable[string, string] {
 		return stream.TableGroupBy(stream.Table(b, "input-topic", serde.String, serde.String),
@@ -104,7 +104,7 @@ func TestDescribeStatefulMatchesKafkaStreams(t *testing.T) {
 `,
 	}, {
 		name: "kGroupedStreamZeroArgCount",
-		add:  func(b *stream.Builder) { stream.Count(groupByKey(b)) },
+		add:  func(b *stream.Builder) { groupByKey(b).Count() },
 		want: "Topologies:\n" +
 			"   Sub-topology: 0\n" +
 			"    Source: KSTREAM-SOURCE-0000000000 (topics: [input-topic])\n" +
@@ -115,7 +115,7 @@ func TestDescribeStatefulMatchesKafkaStreams(t *testing.T) {
 	}, {
 		name: "kGroupedStreamNamedMaterializedCount",
 		add: func(b *stream.Builder) {
-			stream.Count(groupByKey(b), stream.Materialized("count-store"), stream.WithInMemoryStore())
+			groupByKey(b).Count(stream.Materialized("count-store"), stream.WithInMemoryStore())
 		},
 		want: "Topologies:\n" +
 			"   Sub-topology: 0\n" +
@@ -126,7 +126,7 @@ func TestDescribeStatefulMatchesKafkaStreams(t *testing.T) {
 			"      <-- KSTREAM-SOURCE-0000000000\n\n",
 	}, {
 		name: "kGroupedStreamAnonymousStoreTypedMaterializedCount",
-		add:  func(b *stream.Builder) { stream.Count(groupByKey(b), stream.WithInMemoryStore()) },
+		add:  func(b *stream.Builder) { groupByKey(b).Count(stream.WithInMemoryStore()) },
 		want: "Topologies:\n" +
 			"   Sub-topology: 0\n" +
 			"    Source: KSTREAM-SOURCE-0000000000 (topics: [input-topic])\n" +
@@ -136,7 +136,7 @@ func TestDescribeStatefulMatchesKafkaStreams(t *testing.T) {
 			"      <-- KSTREAM-SOURCE-0000000000\n\n",
 	}, {
 		name: "tableZeroArgCount",
-		add:  func(b *stream.Builder) { stream.CountTable(groupTable(b)) },
+		add:  func(b *stream.Builder) { groupTable(b).Count() },
 		want: "Topologies:\n" +
 			"   Sub-topology: 0\n" +
 			"    Source: KSTREAM-SOURCE-0000000001 (topics: [input-topic])\n" +
@@ -160,7 +160,7 @@ func TestDescribeStatefulMatchesKafkaStreams(t *testing.T) {
 	}, {
 		name: "tableNamedMaterializedCount",
 		add: func(b *stream.Builder) {
-			stream.CountTable(groupTable(b), stream.Materialized("count-store"), stream.WithInMemoryStore())
+			groupTable(b).Count(stream.Materialized("count-store"), stream.WithInMemoryStore())
 		},
 		want: "Topologies:\n" +
 			"   Sub-topology: 0\n" +

@@ -261,12 +261,12 @@ func TestToWithPartitioner(t *testing.T) {
 	}
 	var calls []call
 	b := stream.NewBuilder()
-	stream.From(b, "in", serde.String, serde.Int64).To("out", serde.String, serde.Int64,
-		stream.Named("sink"),
-		stream.WithPartitioner(func(topic, key string, value int64, n int32) int32 {
+	stream.From(b, "in", serde.String, serde.Int64).
+		WithPartitioner(func(topic, key string, value int64, n int32) int32 {
 			calls = append(calls, call{topic, key, value, n})
 			return int32(value) // 0 is valid, 1 is not: every driver topic has one partition
-		}))
+		}).
+		To("out", serde.String, serde.Int64, stream.Named("sink"))
 	d := drive(t, b)
 	in := streamtest.InputTopic(d, "in", serde.String, serde.Int64)
 	pipeKVs(t, in, stream.KV("k", int64(0)))
@@ -376,11 +376,10 @@ func TestHeadersAndTimestampsFlow(t *testing.T) {
 func TestWithTimestampExtractor(t *testing.T) {
 	b := stream.NewBuilder()
 	var streamTimes []int64
-	src := stream.From(b, "in", serde.String, serde.Int64, stream.Named("src"),
-		stream.WithTimestampExtractor(func(rec topology.Record[string, int64], streamTime int64) int64 {
-			streamTimes = append(streamTimes, streamTime)
-			return rec.Value
-		}))
+	src := stream.WithTimestampExtractor(b, func(rec topology.Record[string, int64], streamTime int64) int64 {
+		streamTimes = append(streamTimes, streamTime)
+		return rec.Value
+	}).From("in", serde.String, serde.Int64, stream.Named("src"))
 	stream.ProcessValues(src, supply(topology.ProcessorFuncs[string, int64, string, int64]{
 		OnProcess: func(ctx topology.ProcessorContext[string, int64], rec topology.Record[string, int64]) error {
 			if ctx.StreamTime() != max(rec.Value, 500) {
@@ -418,13 +417,12 @@ func TestWithTimestampExtractor(t *testing.T) {
 func TestNegativeTimestamp(t *testing.T) {
 	b := stream.NewBuilder()
 	stream.From(b, "in", serde.String, serde.String, stream.Named("src")).To("out", serde.String, serde.String)
-	stream.From(b, "fixed", serde.String, serde.String, stream.Named("fixed-src"),
-		stream.WithTimestampExtractor(func(rec topology.Record[string, string], streamTime int64) int64 {
-			if rec.Timestamp < 0 {
-				return max(streamTime, 0)
-			}
-			return rec.Timestamp
-		})).To("out", serde.String, serde.String)
+	stream.WithTimestampExtractor(b, func(rec topology.Record[string, string], streamTime int64) int64 {
+		if rec.Timestamp < 0 {
+			return max(streamTime, 0)
+		}
+		return rec.Timestamp
+	}).From("fixed", serde.String, serde.String, stream.Named("fixed-src")).To("out", serde.String, serde.String)
 	d := drive(t, b)
 	err := strIn(d, "in").PipeRecord(topology.Record[string, string]{Key: "k", Value: "v", Timestamp: -1})
 	var pe *topology.ProcessingError

@@ -19,7 +19,7 @@ func ExampleCount() {
 	lines := stream.From(b, "lines", serde.String, serde.String)
 	words := stream.FlatMapValues(lines, strings.Fields)
 	byWord := stream.GroupBy(words, func(_, word string) string { return word }, serde.String, serde.String)
-	stream.Count(byWord, stream.Materialized("counts")).ToStream().To("word-counts", serde.String, serde.Int64)
+	byWord.Count(stream.Materialized("counts")).ToStream().To("word-counts", serde.String, serde.Int64)
 	topo, _ := b.Build()
 
 	d, _ := streamtest.New(topo, streamtest.Config{})
@@ -40,7 +40,7 @@ func ExampleTableGroupBy() {
 	b := stream.NewBuilder()
 	users := stream.Table(b, "user-regions", serde.String, serde.String, stream.Materialized("users"))
 	byRegion := stream.TableGroupBy(users, func(user, region string) (string, string) { return region, user }, serde.String, serde.String)
-	stream.CountTable(byRegion, stream.Materialized("region-counts")).ToStream().To("region-counts", serde.String, serde.Int64)
+	byRegion.Count(stream.Materialized("region-counts")).ToStream().To("region-counts", serde.String, serde.Int64)
 	topo, _ := b.Build()
 
 	d, _ := streamtest.New(topo, streamtest.Config{})

@@ -10,12 +10,11 @@ import (
 )
 
 // KGroupedStream is a stream grouped by key, ready to be aggregated with
-// Count, Reduce or Aggregate. Create it with GroupByKey or GroupBy.
+// its methods Count and Reduce or the function Aggregate (a function
+// because Go methods cannot add the aggregate's type parameter). Create it
+// with KStream.GroupByKey or GroupBy.
 //
-// Aggregations are functions, not methods, because Go methods cannot add
-// type parameters; the grouped table variants are CountTable, ReduceTable
-// and AggregateTable. Every aggregation keeps its results in a key-value
-// store (see Materialized and the store options) and returns them as a
+// Every aggregation keeps its results in a key-value store (see Materialized and the store options) and returns them as a
 // KTable. With the store's record cache (the default), the updates of a key
 // are collapsed until the cache is flushed at commit, and only the latest
 // result goes downstream, with the timestamp of the last update and no
@@ -33,7 +32,7 @@ import (
 // so a Kafka record with a null key read with serde.String is aggregated
 // under "".
 type KGroupedStream[K, V any] struct {
-	s  KStream[K, V]
+	s  pipe[K, V]
 	ks serde.Serde[K]
 	vs serde.Serde[V]
 	// name is the grouping's name (Kafka Streams' Grouped.as); "" if none.
@@ -41,7 +40,7 @@ type KGroupedStream[K, V any] struct {
 	// shared is the stream read back from the repartition topic once an
 	// aggregation created it; with a grouping name, every aggregation of
 	// the grouping reads it (the zero KStream until then).
-	shared *KStream[K, V]
+	shared *pipe[K, V]
 }
 
 // GroupByKey groups s by its key (Kafka Streams' groupByKey), using the
@@ -55,11 +54,11 @@ type KGroupedStream[K, V any] struct {
 // (see Materialized). Named also makes the aggregations of the grouping
 // share one repartition topic; otherwise each has its own, as in Kafka
 // Streams. The name must be a valid topic name part. Options: Named.
-func GroupByKey[K, V any](s KStream[K, V], keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KGroupedStream[K, V] {
-	o := s.b.options(opts)
+func (s KStream[K, V]) GroupByKey(keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KGroupedStream[K, V] {
+	o := optionsOf(opts)
 	s.b.checkGroupingName(o.name)
 	s.b.checkNil(nameOr(o.name, s.node), "key serde", keySerde, "value serde", valueSerde)
-	return KGroupedStream[K, V]{s: s, ks: keySerde, vs: valueSerde, name: o.name, shared: new(KStream[K, V])}
+	return KGroupedStream[K, V]{s: s.pipe, ks: keySerde, vs: valueSerde, name: o.name, shared: new(pipe[K, V])}
 }
 
 // GroupBy groups s by the key selector returns for each record (Kafka
@@ -68,16 +67,16 @@ func GroupByKey[K, V any](s KStream[K, V], keySerde serde.Serde[K], valueSerde s
 // (default KSTREAM-KEY-SELECT-<n>), which also names the repartition topic
 // as for GroupByKey. Options: Named.
 func GroupBy[K, V, KR any](s KStream[K, V], selector func(key K, value V) KR, keySerde serde.Serde[KR], valueSerde serde.Serde[V], opts ...Option) KGroupedStream[KR, V] {
-	o := s.b.options(opts)
+	o := optionsOf(opts)
 	name := s.b.nodeName(o, "KEY-SELECT")
 	s.b.checkGroupingName(o.name)
 	s.b.checkNil(name, "key selector", selector, "key serde", keySerde, "value serde", valueSerde)
-	selected := child(s, name, true, func(_ graph.TaskContext, to []receiver[KR, V]) any {
+	selected := child(s.pipe, name, true, func(_ graph.TaskContext, to []receiver[KR, V]) any {
 		return &opNode[K, V, KR, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, V]) error {
 			return forward(to, topology.Record[KR, V]{Key: selector(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers, Tombstone: rec.Tombstone})
 		}}
 	})
-	return KGroupedStream[KR, V]{s: selected, ks: keySerde, vs: valueSerde, name: o.name, shared: new(KStream[KR, V])}
+	return KGroupedStream[KR, V]{s: selected, ks: keySerde, vs: valueSerde, name: o.name, shared: new(pipe[KR, V])}
 }
 
 // checkGroupingName records a build error when a grouping's name cannot
@@ -93,7 +92,7 @@ func (b *Builder) checkGroupingName(name string) {
 // have changed, the stream read back from the repartition topic named
 // after the grouping or else the store. repartitioned says which; a
 // repartition sink has dropped records with null keys.
-func (g KGroupedStream[K, V]) input(store string, storeGenerated bool) (in KStream[K, V], repartitioned bool) {
+func (g KGroupedStream[K, V]) input(store string, storeGenerated bool) (in pipe[K, V], repartitioned bool) {
 	if !g.s.keyChanged {
 		return g.s, false
 	}
@@ -110,8 +109,8 @@ func (g KGroupedStream[K, V]) input(store string, storeGenerated bool) (in KStre
 }
 
 // KGroupedTable is a table regrouped by a new key, ready to be aggregated
-// with CountTable, ReduceTable or AggregateTable. Create it with
-// TableGroupBy. Results are stored and cached as for KGroupedStream.
+// with its methods Count and Reduce or the function TableAggregate. Create
+// it with TableGroupBy. Results are stored and cached as for KGroupedStream.
 //
 // Every update of the source table reaches the aggregation as a subtract
 // record for the old row (under the old row's group) followed by an add
@@ -120,11 +119,11 @@ func (g KGroupedStream[K, V]) input(store string, storeGenerated bool) (in KStre
 // stays in its group thus emits two results (after subtracting, then after
 // adding); Kafka Streams 3.4 and later sends one combined record instead.
 type KGroupedTable[K, V any] struct {
-	s      KStream[K, change[V]] // the select node
+	s      pipe[K, change[V]] // the select node
 	ks     serde.Serde[K]
 	vs     serde.Serde[V]
 	name   string
-	shared *KStream[K, change[V]]
+	shared *pipe[K, change[V]]
 }
 
 // TableGroupBy regroups t by the key and value selector returns for each
@@ -137,7 +136,7 @@ type KGroupedTable[K, V any] struct {
 // ("null_key"); one whose selected value serializes to null is not
 // aggregated. Options: Named.
 func TableGroupBy[K, V, KR, VR any](t KTable[K, V], selector func(key K, value V) (KR, VR), keySerde serde.Serde[KR], valueSerde serde.Serde[VR], opts ...Option) KGroupedTable[KR, VR] {
-	o := t.b.options(opts)
+	o := optionsOf(opts)
 	name := t.b.tableNodeName(o, "SELECT")
 	t.b.checkGroupingName(o.name)
 	t.b.checkNil(name, "selector", selector, "key serde", keySerde, "value serde", valueSerde)
@@ -157,14 +156,14 @@ func TableGroupBy[K, V, KR, VR any](t KTable[K, V], selector func(key K, value V
 			return nil
 		}}
 	})
-	return KGroupedTable[KR, VR]{s: selected, ks: keySerde, vs: valueSerde, name: o.name, shared: new(KStream[KR, change[VR]])}
+	return KGroupedTable[KR, VR]{s: selected, ks: keySerde, vs: valueSerde, name: o.name, shared: new(pipe[KR, change[VR]])}
 }
 
 // input returns the stream of changes an aggregation with the given store
 // reads back from the repartition topic (Kafka Streams' KGroupedTableImpl:
 // a sink and a source, no filter; Named on the aggregation names them
 // "<name>-sink" and "<name>-source").
-func (g KGroupedTable[K, V]) input(o *options, store string, storeGenerated bool) KStream[K, change[V]] {
+func (g KGroupedTable[K, V]) input(o *options, store string, storeGenerated bool) pipe[K, change[V]] {
 	sinkName := g.s.b.suffixed(o.name, "-sink", "SINK")
 	sourceName := g.s.b.suffixed(o.name, "-source", "SOURCE")
 	if g.name != "" && g.shared.b != nil {
@@ -178,7 +177,7 @@ func (g KGroupedTable[K, V]) input(o *options, store string, storeGenerated bool
 	g.s.b.internal = append(g.s.b.internal, graph.InternalTopic{Name: topic, Kind: graph.Repartition, Generated: generated})
 	cs := changeSerde[V]{g.vs}
 	g.s.sink(sinkName, topic, nil, g.ks, cs, nil, true)
-	*g.shared = addSource(g.s.b, sourceName, []string{topic}, nil, g.ks, cs, &options{}, false)
+	*g.shared = addSource(g.s.b, sourceName, []string{topic}, nil, g.ks, cs, topology.Earliest, nil, false)
 	return *g.shared
 }
 

@@ -31,61 +31,61 @@ func (s KStream[K, V]) FilterNot(pred func(key K, value V) bool, opts ...Option)
 }
 
 func (s KStream[K, V]) filter(prefix string, pred func(K, V) bool, keep bool, opts []Option) KStream[K, V] {
-	name := s.b.nodeName(s.b.options(opts), prefix)
+	name := s.b.nodeName(optionsOf(opts), prefix)
 	s.b.checkNil(name, "predicate", pred)
-	return child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
+	return streamOf(child(s.pipe, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, V]) error {
 			if pred(rec.Key, rec.Value) != keep {
 				return nil
 			}
 			return forward(to, rec)
 		}}
-	})
+	}))
 }
 
 // Map replaces each record's key and value. The key may change, so grouping
 // or joining the result repartitions it.
 func Map[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) (KR, VR), opts ...Option) KStream[KR, VR] {
-	name := s.b.nodeName(s.b.options(opts), "MAP")
+	name := s.b.nodeName(optionsOf(opts), "MAP")
 	s.b.checkNil(name, "mapper", fn)
-	return child(s, name, true, func(_ graph.TaskContext, to []receiver[KR, VR]) any {
+	return streamOf(child(s.pipe, name, true, func(_ graph.TaskContext, to []receiver[KR, VR]) any {
 		return &opNode[K, V, KR, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, VR]) error {
 			k, v := fn(rec.Key, rec.Value)
 			return forward(to, topology.Record[KR, VR]{Key: k, Value: v, Timestamp: rec.Timestamp, Headers: rec.Headers})
 		}}
-	})
+	}))
 }
 
 // MapValues replaces each record's value; the key is kept, so no
 // repartition is needed downstream.
 func MapValues[K, V, VR any](s KStream[K, V], fn func(value V) VR, opts ...Option) KStream[K, VR] {
-	name := s.b.nodeName(s.b.options(opts), "MAPVALUES")
+	name := s.b.nodeName(optionsOf(opts), "MAPVALUES")
 	s.b.checkNil(name, "mapper", fn)
-	return child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, VR]) any {
+	return streamOf(child(s.pipe, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, VR]) any {
 		return &opNode[K, V, K, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, VR]) error {
 			return forward(to, topology.Record[K, VR]{Key: rec.Key, Value: fn(rec.Value), Timestamp: rec.Timestamp, Headers: rec.Headers})
 		}}
-	})
+	}))
 }
 
 // SelectKey sets a new key computed from each record; the value, and with
 // it a Tombstone mark, is kept.
 func SelectKey[K, V, KR any](s KStream[K, V], fn func(key K, value V) KR, opts ...Option) KStream[KR, V] {
-	name := s.b.nodeName(s.b.options(opts), "KEY-SELECT")
+	name := s.b.nodeName(optionsOf(opts), "KEY-SELECT")
 	s.b.checkNil(name, "key selector", fn)
-	return child(s, name, true, func(_ graph.TaskContext, to []receiver[KR, V]) any {
+	return streamOf(child(s.pipe, name, true, func(_ graph.TaskContext, to []receiver[KR, V]) any {
 		return &opNode[K, V, KR, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, V]) error {
 			return forward(to, topology.Record[KR, V]{Key: fn(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers, Tombstone: rec.Tombstone})
 		}}
-	})
+	}))
 }
 
 // FlatMap replaces each record with zero or more records; they keep the
 // input's timestamp and headers.
 func FlatMap[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) []KeyValue[KR, VR], opts ...Option) KStream[KR, VR] {
-	name := s.b.nodeName(s.b.options(opts), "FLATMAP")
+	name := s.b.nodeName(optionsOf(opts), "FLATMAP")
 	s.b.checkNil(name, "mapper", fn)
-	return child(s, name, true, func(_ graph.TaskContext, to []receiver[KR, VR]) any {
+	return streamOf(child(s.pipe, name, true, func(_ graph.TaskContext, to []receiver[KR, VR]) any {
 		return &opNode[K, V, KR, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[KR, VR]) error {
 			for _, kv := range fn(rec.Key, rec.Value) {
 				if err := forward(to, topology.Record[KR, VR]{Key: kv.Key, Value: kv.Value, Timestamp: rec.Timestamp, Headers: rec.Headers}); err != nil {
@@ -94,15 +94,15 @@ func FlatMap[K, V, KR, VR any](s KStream[K, V], fn func(key K, value V) []KeyVal
 			}
 			return nil
 		}}
-	})
+	}))
 }
 
 // FlatMapValues replaces each record with one record per returned value,
 // keeping the key, timestamp and headers.
 func FlatMapValues[K, V, VR any](s KStream[K, V], fn func(value V) []VR, opts ...Option) KStream[K, VR] {
-	name := s.b.nodeName(s.b.options(opts), "FLATMAPVALUES")
+	name := s.b.nodeName(optionsOf(opts), "FLATMAPVALUES")
 	s.b.checkNil(name, "mapper", fn)
-	return child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, VR]) any {
+	return streamOf(child(s.pipe, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, VR]) any {
 		return &opNode[K, V, K, VR]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, VR]) error {
 			for _, v := range fn(rec.Value) {
 				if err := forward(to, topology.Record[K, VR]{Key: rec.Key, Value: v, Timestamp: rec.Timestamp, Headers: rec.Headers}); err != nil {
@@ -111,29 +111,29 @@ func FlatMapValues[K, V, VR any](s KStream[K, V], fn func(value V) []VR, opts ..
 			}
 			return nil
 		}}
-	})
+	}))
 }
 
 // Peek calls fn for each record and passes the record on unchanged. fn's side
 // effects are not covered by exactly-once: a record may be peeked again
 // after a failure.
 func (s KStream[K, V]) Peek(fn func(key K, value V), opts ...Option) KStream[K, V] {
-	name := s.b.nodeName(s.b.options(opts), "PEEK")
+	name := s.b.nodeName(optionsOf(opts), "PEEK")
 	s.b.checkNil(name, "action", fn)
-	return child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
+	return streamOf(child(s.pipe, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, V]) error {
 			fn(rec.Key, rec.Value)
 			return forward(to, rec)
 		}}
-	})
+	}))
 }
 
 // ForEach calls fn for each record; it ends the stream. Like Peek, fn may see
 // a record again after a failure.
 func (s KStream[K, V]) ForEach(fn func(key K, value V), opts ...Option) {
-	name := s.b.nodeName(s.b.options(opts), "FOREACH")
+	name := s.b.nodeName(optionsOf(opts), "FOREACH")
 	s.b.checkNil(name, "action", fn)
-	child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
+	child(s.pipe, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], _ []receiver[K, V]) error {
 			fn(rec.Key, rec.Value)
 			return nil
@@ -148,7 +148,7 @@ func (s KStream[K, V]) ForEach(fn func(key K, value V), opts ...Option) {
 // at start. This is a Runnel rule stricter than Kafka Streams, which needs
 // co-partitioning only for joins.
 func (s KStream[K, V]) Merge(other KStream[K, V], opts ...Option) KStream[K, V] {
-	name := s.b.nodeName(s.b.options(opts), "MERGE")
+	name := s.b.nodeName(optionsOf(opts), "MERGE")
 	if other.b != s.b {
 		s.b.fail(name, errors.New("cannot merge streams of different builders"))
 		other.node = s.node
@@ -160,38 +160,86 @@ func (s KStream[K, V]) Merge(other KStream[K, V], opts ...Option) KStream[K, V] 
 			return &opNode[K, V, K, V]{name: name, to: to, fn: passThrough[K, V]}, err
 		},
 	})
-	return KStream[K, V]{b: s.b, node: name, keyChanged: s.keyChanged || other.keyChanged}
+	return streamOf(pipe[K, V]{b: s.b, node: name, keyChanged: s.keyChanged || other.keyChanged})
 }
 
 // To writes the stream to a topic, serializing with the given serdes; a
-// record marked Tombstone is written with a null value. Options: Named,
-// WithPartitioner. The topic must exist at start.
-func (s KStream[K, V]) To(topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
-	o := s.b.options(opts)
-	name := s.b.nodeName(o, "SINK")
-	if topic == "" {
-		s.b.fail(name, errors.New("empty topic name"))
-	}
-	s.sink(name, topic, nil, keySerde, valueSerde, o.partitioner, false)
+// record marked Tombstone is written with a null value. Options: Named; for
+// a partitioner, use s.WithPartitioner(fn).To. The topic must exist at
+// start.
+func (s KStream[K, V]) To(topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SinkOption) {
+	s.to(topic, keySerde, valueSerde, nil, opts)
 }
 
 // ToFunc writes each record to the topic fn returns for it (Kafka Streams'
-// TopicNameExtractor). The topics must exist. Options: Named,
-// WithPartitioner.
-func (s KStream[K, V]) ToFunc(fn func(rec topology.Record[K, V]) string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
-	o := s.b.options(opts)
-	name := s.b.nodeName(o, "SINK")
-	s.sink(name, "", fn, keySerde, valueSerde, o.partitioner, false)
+// TopicNameExtractor). The topics must exist. Options: Named; for a
+// partitioner, use s.WithPartitioner(p).ToFunc.
+func (s KStream[K, V]) ToFunc(fn func(rec topology.Record[K, V]) string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SinkOption) {
+	s.toFunc(fn, keySerde, valueSerde, nil, opts)
+}
+
+func (s KStream[K, V]) to(topic string, ks serde.Serde[K], vs serde.Serde[V], part Partitioner[K, V], opts []SinkOption) {
+	name := s.b.nodeName(optionsOf(opts), "SINK")
+	if topic == "" {
+		s.b.fail(name, errors.New("empty topic name"))
+	}
+	s.sink(name, topic, nil, ks, vs, part, false)
+}
+
+func (s KStream[K, V]) toFunc(fn func(rec topology.Record[K, V]) string, ks serde.Serde[K], vs serde.Serde[V], part Partitioner[K, V], opts []SinkOption) {
+	name := s.b.nodeName(optionsOf(opts), "SINK")
+	s.sink(name, "", fn, ks, vs, part, false)
 	s.b.checkNil(name, "topic name extractor", fn)
 }
 
+// Partitioner chooses the partition of each record a sink writes: it gets
+// the full topic name, key, value and partition count and returns a
+// partition in [0, numPartitions) (Kafka Streams' StreamPartitioner).
+type Partitioner[K, V any] func(topic string, key K, value V, numPartitions int32) int32
+
+// PartitionedKStream is a stream whose sinks use a Partitioner; get one
+// from KStream.WithPartitioner. Its methods are the KStream methods of the
+// same names, and take the same options.
+type PartitionedKStream[K, V any] struct {
+	s    KStream[K, V]
+	part Partitioner[K, V]
+}
+
+// WithPartitioner returns the sinks of s with p as their partitioner
+// (Kafka Streams' Produced and Repartitioned.streamPartitioner):
+//
+//	s.WithPartitioner(p).To("out", serde.String, serde.Int64)
+//
+// It is not an option because p must take the stream's key and value
+// types: here a partitioner of other types does not compile. A nil p means
+// the default: the murmur2 hash of the serialized key, as Kafka's default
+// partitioner (records with a null key are spread sticky-randomly).
+func (s KStream[K, V]) WithPartitioner(p Partitioner[K, V]) PartitionedKStream[K, V] {
+	return PartitionedKStream[K, V]{s: s, part: p}
+}
+
+// To is KStream.To with the partitioner.
+func (ps PartitionedKStream[K, V]) To(topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SinkOption) {
+	ps.s.to(topic, keySerde, valueSerde, ps.part, opts)
+}
+
+// ToFunc is KStream.ToFunc with the partitioner.
+func (ps PartitionedKStream[K, V]) ToFunc(fn func(rec topology.Record[K, V]) string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...SinkOption) {
+	ps.s.toFunc(fn, keySerde, valueSerde, ps.part, opts)
+}
+
+// Repartition is KStream.Repartition with the partitioner writing the
+// repartition topic.
+func (ps PartitionedKStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...RepartitionOption) KStream[K, V] {
+	return ps.s.repartitionWith(keySerde, valueSerde, ps.part, opts)
+}
+
 // sink adds a sink node named name that writes topic, or the topic topicFn
-// returns per record when topic is "". partitioner is the WithPartitioner
-// option's value (nil: the default partitioner). With dropNullKeys the sink
-// drops records whose key serializes to null.
-func (s KStream[K, V]) sink(name, topic string, topicFn func(topology.Record[K, V]) string, ks serde.Serde[K], vs serde.Serde[V], partitioner any, dropNullKeys bool) {
+// returns per record when topic is "". part is the partitioner (nil: the
+// default). With dropNullKeys the sink drops records whose key serializes
+// to null.
+func (s pipe[K, V]) sink(name, topic string, topicFn func(topology.Record[K, V]) string, ks serde.Serde[K], vs serde.Serde[V], part Partitioner[K, V], dropNullKeys bool) {
 	s.b.checkNil(name, "key serde", ks, "value serde", vs)
-	part, _ := optionFunc[func(string, K, V, int32) int32](s.b, name, partitioner, "partitioner")
 	var topics []string
 	if topic != "" {
 		topics = []string{topic}
@@ -214,8 +262,8 @@ var generatedName = regexp.MustCompile(`^KSTREAM.*-[0-9]{10}$`)
 
 // Repartition writes the stream through an internal topic and reads it
 // back, so records are partitioned by their (new) key and downstream work is
-// spread over that topic's partitions. Options: Named, WithPartitions,
-// WithPartitioner.
+// spread over that topic's partitions. Options: Named, WithPartitions; for
+// a partitioner, use s.WithPartitioner(p).Repartition.
 //
 // The names follow Kafka Streams' repartition(). Named("foo") gives the topic
 // "foo-repartition" ("<app-id>-foo-repartition" in Kafka; a name already
@@ -226,8 +274,12 @@ var generatedName = regexp.MustCompile(`^KSTREAM.*-[0-9]{10}$`)
 // (KSTREAM-FILTER-, KSTREAM-SINK-, KSTREAM-SOURCE-). The filter node passes
 // every record on: Kafka Streams has it (its predicate is always true), so
 // Runnel keeps it for identical Describe output and numbering.
-func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KStream[K, V] {
-	o := s.b.options(opts)
+func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...RepartitionOption) KStream[K, V] {
+	return s.repartitionWith(keySerde, valueSerde, nil, opts)
+}
+
+func (s KStream[K, V]) repartitionWith(ks serde.Serde[K], vs serde.Serde[V], part Partitioner[K, V], opts []RepartitionOption) KStream[K, V] {
+	o := optionsOf(opts)
 	base, generated := o.name, o.name == ""
 	if generated {
 		base = s.b.generate("REPARTITION") // unlike other operators, a named Repartition takes no number
@@ -237,11 +289,7 @@ func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Ser
 	if o.partitions < 0 {
 		s.b.fail(base, fmt.Errorf("partition count %d is negative", o.partitions))
 	}
-	var part any
-	if fn, ok := optionFunc[func(string, K, V, int32) int32](s.b, base, o.partitioner, "partitioner"); ok {
-		part = fn
-	}
-	return s.repartition(base, generated, keySerde, valueSerde, o.partitions, part, false)
+	return streamOf(s.repartition(base, generated, ks, vs, o.partitions, part, false))
 }
 
 // repartition writes s to the internal topic "<base>-repartition" (base as
@@ -250,7 +298,7 @@ func (s KStream[K, V]) Repartition(keySerde serde.Serde[K], valueSerde serde.Ser
 // from a generated name. partitions and part are the topic's partition
 // count (0: default) and partitioner (nil: default); with dropNullKeys the
 // sink drops records with null keys (groupings).
-func (s KStream[K, V]) repartition(base string, generated bool, ks serde.Serde[K], vs serde.Serde[V], partitions int32, part any, dropNullKeys bool) KStream[K, V] {
+func (s pipe[K, V]) repartition(base string, generated bool, ks serde.Serde[K], vs serde.Serde[V], partitions int32, part Partitioner[K, V], dropNullKeys bool) pipe[K, V] {
 	topic := base
 	if !strings.HasSuffix(topic, "-repartition") {
 		topic += "-repartition"
@@ -266,5 +314,5 @@ func (s KStream[K, V]) repartition(base string, generated bool, ks serde.Serde[K
 		return &opNode[K, V, K, V]{name: filterName, to: to, fn: passThrough[K, V]}
 	})
 	filter.sink(sinkName, topic, nil, ks, vs, part, dropNullKeys)
-	return addSource(s.b, sourceName, []string{topic}, nil, ks, vs, &options{}, false)
+	return addSource(s.b, sourceName, []string{topic}, nil, ks, vs, topology.Earliest, nil, false)
 }

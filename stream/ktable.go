@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/runnel-dev/runnel/internal/graph"
@@ -33,12 +32,12 @@ type change[V any] struct {
 }
 
 // changes returns the table's node as the stream of its changes.
-func (t KTable[K, V]) changes() KStream[K, change[V]] {
-	return KStream[K, change[V]]{b: t.b, node: t.node}
+func (t KTable[K, V]) changes() pipe[K, change[V]] {
+	return pipe[K, change[V]]{b: t.b, node: t.node}
 }
 
 // tableOf returns the table whose changes s carries.
-func tableOf[K, V any](s KStream[K, change[V]]) KTable[K, V] {
+func tableOf[K, V any](s pipe[K, change[V]]) KTable[K, V] {
 	return KTable[K, V]{b: s.b, node: s.node}
 }
 
@@ -57,17 +56,24 @@ func tableOf[K, V any](s KStream[K, change[V]]) KTable[K, V] {
 //
 // Options: Named (the table source processor gets the name, its source
 // node the name plus "-source"; default KTABLE-SOURCE-<n> and
-// KSTREAM-SOURCE-<n>), WithOffsetReset, WithTimestampExtractor, Materialized
-// (default store name "<topic>-STATE-STORE-<n>") and the store options
-// WithInMemoryStore, WithLoggingDisabled, WithChangelogConfigs,
-// WithCachingDisabled. As in Kafka Streams without topology optimization,
-// the store is logged to its own changelog topic, not restored from topic.
-func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) KTable[K, V] {
-	o := b.options(opts)
+// KSTREAM-SOURCE-<n>), WithOffsetReset, Materialized (default store name
+// "<topic>-STATE-STORE-<n>") and the store options WithInMemoryStore,
+// WithLoggingDisabled, WithChangelogConfigs, WithCachingDisabled; for a
+// timestamp extractor, use WithTimestampExtractor(b, fn).Table. As in Kafka
+// Streams without topology optimization, the store is logged to its own
+// changelog topic, not restored from topic.
+func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...TableOption) KTable[K, V] {
+	return table(b, topic, keySerde, valueSerde, nil, opts)
+}
+
+// table adds the nodes of Table, with the timestamp extractor extract (nil:
+// the default).
+func table[K, V any](b *Builder, topic string, ks serde.Serde[K], vs serde.Serde[V], extract TimestampExtractor[K, V], opts []TableOption) KTable[K, V] {
+	o := optionsOf(opts)
 	store, generated := b.storeName(o, topic+"-")
-	src := addSource(b, b.suffixed(o.name, "-source", "SOURCE"), []string{topic}, nil, keySerde, valueSerde, o, true)
+	src := addSource(b, b.suffixed(o.name, "-source", "SOURCE"), []string{topic}, nil, ks, vs, o.reset, extract, true)
 	name := b.tableNodeName(o, "SOURCE")
-	return tableOf(addStateful(src, name, store, valueSerde, b.addStore(name, fmt.Sprintf("node %q", name), dslStore(store, generated, o, keySerde, valueSerde)),
+	return tableOf(addStateful(src, name, store, vs, b.addStore(name, fmt.Sprintf("node %q", name), dslStore(store, generated, o, ks, vs)),
 		func(_ graph.TaskContext, table *tableStore[K, V]) receiver[K, V] {
 			return &tableSourceNode[K, V]{name: name, table: table}
 		}))
@@ -77,7 +83,7 @@ func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSer
 // store (values encoded by vs), connected to it when ok (false: the store
 // was rejected and Build fails anyway). newNode builds the node instance
 // around the task's store.
-func addStateful[K, V, VR any](s KStream[K, V], name, store string, vs serde.Serde[VR], ok bool, newNode func(tc graph.TaskContext, table *tableStore[K, VR]) receiver[K, V]) KStream[K, change[VR]] {
+func addStateful[K, V, VR any](s pipe[K, V], name, store string, vs serde.Serde[VR], ok bool, newNode func(tc graph.TaskContext, table *tableStore[K, VR]) receiver[K, V]) pipe[K, change[VR]] {
 	var stores []string
 	if ok {
 		stores = []string{store}
@@ -96,14 +102,13 @@ func addStateful[K, V, VR any](s KStream[K, V], name, store string, vs serde.Ser
 			return newNode(tc, table), nil
 		},
 	})
-	return KStream[K, change[VR]]{b: s.b, node: name}
+	return pipe[K, change[VR]]{b: s.b, node: name}
 }
 
 // Filter keeps the rows for which pred returns true (Kafka Streams'
 // KTable.filter): a row that stops matching is deleted downstream, and
 // pred sees both the new and the old value of every update. The result is
-// not materialized (store options are a build error). Options: Named
-// (default KTABLE-FILTER-<n>).
+// not materialized. Options: Named (default KTABLE-FILTER-<n>).
 //
 // Runnel always filters as Kafka Streams does when old values are sent
 // (downstream of it there is a table aggregation or a materialization): an
@@ -124,10 +129,8 @@ func (t KTable[K, V]) FilterNot(pred func(key K, value V) bool, opts ...Option) 
 // and the old value each pass only if they match, and an update with
 // neither left is dropped.
 func (t KTable[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) KTable[K, V] {
-	o := t.b.options(opts)
-	name := t.b.tableNodeName(o, "FILTER")
+	name := t.b.tableNodeName(optionsOf(opts), "FILTER")
 	t.b.checkNil(name, "predicate", pred)
-	t.b.notMaterialized(name, o)
 	return tableOf(child(t.changes(), name, false, func(_ graph.TaskContext, to []receiver[K, change[V]]) any {
 		return &opNode[K, change[V], K, change[V]]{name: name, to: to, fn: func(rec topology.Record[K, change[V]], to []receiver[K, change[V]]) error {
 			in, out := rec.Value, change[V]{}
@@ -149,13 +152,10 @@ func (t KTable[K, V]) filter(pred func(K, V) bool, keep bool, opts []Option) KTa
 // TableMapValues replaces the value of every row (Kafka Streams'
 // KTable.mapValues); fn is applied to both the new and the old value of
 // each update, so it should be a pure function. The result is not
-// materialized (store options are a build error). Options: Named (default
-// KTABLE-MAPVALUES-<n>).
+// materialized. Options: Named (default KTABLE-MAPVALUES-<n>).
 func TableMapValues[K, V, VR any](t KTable[K, V], fn func(value V) VR, opts ...Option) KTable[K, VR] {
-	o := t.b.options(opts)
-	name := t.b.tableNodeName(o, "MAPVALUES")
+	name := t.b.tableNodeName(optionsOf(opts), "MAPVALUES")
 	t.b.checkNil(name, "mapper", fn)
-	t.b.notMaterialized(name, o)
 	return tableOf(child(t.changes(), name, false, func(_ graph.TaskContext, to []receiver[K, change[VR]]) any {
 		return &opNode[K, change[V], K, change[VR]]{name: name, to: to, fn: func(rec topology.Record[K, change[V]], to []receiver[K, change[VR]]) error {
 			in, out := rec.Value, change[VR]{HasNew: rec.Value.HasNew, HasOld: rec.Value.HasOld}
@@ -170,14 +170,6 @@ func TableMapValues[K, V, VR any](t KTable[K, V], fn func(value V) VR, opts ...O
 	}))
 }
 
-// notMaterialized records a build error when store options were given to
-// an operator whose result has no store.
-func (b *Builder) notMaterialized(node string, o *options) {
-	if o.store.configured {
-		b.fail(node, errors.New("this table operator does not materialize its result; Materialized and store options are not supported"))
-	}
-}
-
 // ToStream returns the table's changes as a stream (Kafka Streams'
 // KTable.toStream): one record per update with the key's new value, and for
 // a deleted row a record marked Tombstone, whose value is the zero value and
@@ -186,12 +178,12 @@ func (b *Builder) notMaterialized(node string, o *options) {
 // value; a Processor sees Record.Tombstone. Options: Named (default
 // KTABLE-TOSTREAM-<n>).
 func (t KTable[K, V]) ToStream(opts ...Option) KStream[K, V] {
-	name := t.b.tableNodeName(t.b.options(opts), "TOSTREAM")
-	return child(t.changes(), name, false, func(_ graph.TaskContext, to []receiver[K, V]) any {
+	name := t.b.tableNodeName(optionsOf(opts), "TOSTREAM")
+	return streamOf(child(t.changes(), name, false, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, change[V], K, V]{name: name, to: to, fn: func(rec topology.Record[K, change[V]], to []receiver[K, V]) error {
 			return forward(to, topology.Record[K, V]{Key: rec.Key, Value: rec.Value.New, Tombstone: !rec.Value.HasNew, Timestamp: rec.Timestamp, Headers: rec.Headers})
 		}}
-	})
+	}))
 }
 
 // tableSourceNode is the instance of a table source processor (Kafka

@@ -63,7 +63,7 @@ func TestTableSourceAndToStream(t *testing.T) {
 	for _, cached := range []bool{false, true} {
 		t.Run(map[bool]string{false: "uncached", true: "cached"}[cached], func(t *testing.T) {
 			b := stream.NewBuilder()
-			opts := []stream.Option{stream.Materialized("users")}
+			opts := []stream.TableOption{stream.Materialized("users")}
 			if !cached {
 				opts = append(opts, stream.WithCachingDisabled())
 			}
@@ -190,10 +190,10 @@ func TestTableMapValues(t *testing.T) {
 
 // userRegions is a table of users' regions regrouped and counted by
 // region.
-func userRegions(b *stream.Builder, opts ...stream.Option) {
+func userRegions(b *stream.Builder, opts ...stream.MaterializedOption) {
 	users := stream.Table(b, "user-regions", serde.String, serde.String, stream.Materialized("users"))
 	byRegion := stream.TableGroupBy(users, func(user, region string) (string, string) { return region, user }, serde.String, serde.String)
-	stream.CountTable(byRegion, append(opts, stream.Materialized("region-counts"))...).ToStream().To("region-counts", serde.String, serde.Int64)
+	byRegion.Count(append(opts, stream.Materialized("region-counts"))...).ToStream().To("region-counts", serde.String, serde.Int64)
 }
 
 func TestTableGroupByCountRetracts(t *testing.T) {
@@ -256,10 +256,10 @@ func TestTableGroupByReduceAndAggregate(t *testing.T) {
 		return region, n
 	}
 	byRegion := stream.TableGroupBy(ages, func(_, v string) (string, int64) { return split(v) }, serde.String, serde.Int64, stream.Named("by-region"))
-	stream.ReduceTable(byRegion, func(agg, v int64) int64 { return agg + v }, func(agg, v int64) int64 { return agg - v },
+	byRegion.Reduce(func(agg, v int64) int64 { return agg + v }, func(agg, v int64) int64 { return agg - v },
 		stream.Materialized("age-sum"), stream.WithCachingDisabled()).ToStream().To("sum", serde.String, serde.Int64)
 	members := stream.TableGroupBy(ages, func(user, v string) (string, string) { r, _ := split(v); return r, user }, serde.String, serde.String)
-	stream.AggregateTable(members, func() string { return "" },
+	stream.TableAggregate(members, func() string { return "" },
 		func(_ string, user, agg string) string { return strings.TrimPrefix(agg+","+user, ",") },
 		func(_ string, user, agg string) string {
 			names := slices.DeleteFunc(strings.Split(agg, ","), func(n string) bool { return n == user })
@@ -277,16 +277,6 @@ func TestTableGroupByReduceAndAggregate(t *testing.T) {
 	pipeKVs(t, in, skv("ann", "eu/30"), skv("ben", "eu/40"), skv("ann", "us/31"))
 	expectKVs(t, int64Out(d, "sum"), i64("eu", 30), i64("eu", 70), i64("eu", 40), i64("us", 31))
 	expectKVs(t, strOut(d, "members"), skv("eu", "ann"), skv("eu", "ann,ben"), skv("eu", "ben"), skv("us", "ann"))
-}
-
-func TestTableOperatorsRejectStoreOptions(t *testing.T) {
-	b := stream.NewBuilder()
-	tbl := stream.Table(b, "t", serde.String, serde.String)
-	tbl.Filter(func(string, string) bool { return true }, stream.Named("f"), stream.Materialized("x"))
-	stream.TableMapValues(tbl, strings.ToUpper, stream.Named("m"), stream.WithInMemoryStore())
-	err := buildErr(t, b)
-	expectNodeError(t, err, "f", "does not materialize")
-	expectNodeError(t, err, "m", "does not materialize")
 }
 
 func TestTableNamesFollowKafkaStreams(t *testing.T) {
@@ -325,21 +315,21 @@ func TestTableNamesFollowKafkaStreams(t *testing.T) {
 func TestTableNullAggregateIsADelete(t *testing.T) {
 	for _, cached := range []bool{false, true} {
 		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
-			var cacheOpt []stream.Option
+			var cacheOff stream.StoreOption // nil options are skipped
 			if !cached {
-				cacheOpt = append(cacheOpt, stream.WithCachingDisabled())
+				cacheOff = stream.WithCachingDisabled()
 			}
 			b := stream.NewBuilder()
-			rows := stream.Table(b, "rows", serde.String, serde.Bytes, cacheOpt...)
+			rows := stream.Table(b, "rows", serde.String, serde.Bytes, cacheOff)
 			byGroup := stream.TableGroupBy(rows, func(_ string, v []byte) (string, []byte) { return "G", v }, serde.String, serde.Bytes)
-			sums := stream.ReduceTable(byGroup,
+			sums := byGroup.Reduce(
 				func(agg, v []byte) []byte { return append(slices.Clone(agg), v...) },
 				func(agg, v []byte) []byte {
 					if len(agg) <= len(v) {
 						return nil // the group is empty: null, as in Kafka Streams
 					}
 					return agg[:len(agg)-len(v)]
-				}, append([]stream.Option{stream.Materialized("sums")}, cacheOpt...)...)
+				}, stream.Materialized("sums"), cacheOff)
 			stream.TableMapValues(sums, func(v []byte) int64 { return int64(len(v)) }).ToStream().To("lens", serde.String, serde.Int64)
 			d := drive(t, b)
 			in := streamtest.InputTopic(d, "rows", serde.String, serde.Bytes)

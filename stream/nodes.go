@@ -79,7 +79,7 @@ type sourceNode[K, V any] struct {
 	tc      graph.TaskContext
 	ks      serde.Serde[K]
 	vs      serde.Serde[V]
-	extract func(topology.Record[K, V], int64) int64
+	extract TimestampExtractor[K, V]
 	// dropNullKeys skips records with a null key (table sources).
 	dropNullKeys bool
 	to           []receiver[K, V]
@@ -146,7 +146,7 @@ type sinkNode[K, V any] struct {
 	topicFn     func(topology.Record[K, V]) string
 	ks          serde.Serde[K]
 	vs          serde.Serde[V]
-	partitioner func(topic string, key K, value V, numPartitions int32) int32
+	partitioner Partitioner[K, V]
 	// dropNullKeys skips (logs and counts) records whose key serializes to
 	// null: a grouping's repartition sink drops them, because aggregations
 	// do (Kafka Streams drops them at the aggregation).

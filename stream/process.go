@@ -15,7 +15,7 @@ import (
 // supplier is called once per task and must return a new instance each
 // time. The key may change, so grouping the result repartitions it.
 // Options: Named, WithStores (the stores the processor may use).
-func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, KR, VR], opts ...Option) KStream[KR, VR] {
+func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, KR, VR], opts ...ProcessorOption) KStream[KR, VR] {
 	return addProcessor(s, "PROCESSOR", true, supplier, nil, opts)
 }
 
@@ -23,7 +23,7 @@ func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Process
 // forwards get the input record's key whatever key they carry, so no
 // repartition is needed downstream. It cannot forward from a punctuator.
 // Options: Named, WithStores.
-func ProcessValues[K, V, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, K, VR], opts ...Option) KStream[K, VR] {
+func ProcessValues[K, V, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, K, VR], opts ...ProcessorOption) KStream[K, VR] {
 	return addProcessor(s, "PROCESSVALUES", s.keyChanged, supplier, func(n *processorNode[K, V, K, VR]) {
 		n.ctx.fixKey = func(rec *topology.Record[K, VR]) error {
 			if !n.inProcess {
@@ -35,8 +35,8 @@ func ProcessValues[K, V, VR any](s KStream[K, V], supplier func() topology.Proce
 	}, opts)
 }
 
-func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged bool, supplier func() topology.Processor[K, V, KR, VR], configure func(*processorNode[K, V, KR, VR]), opts []Option) KStream[KR, VR] {
-	o := s.b.options(opts)
+func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged bool, supplier func() topology.Processor[K, V, KR, VR], configure func(*processorNode[K, V, KR, VR]), opts []ProcessorOption) KStream[KR, VR] {
+	o := optionsOf(opts)
 	name := s.b.nodeName(o, prefix)
 	s.b.checkNil(name, "processor supplier", supplier)
 	stores := o.stores
@@ -59,7 +59,7 @@ func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged b
 			return n, nil
 		},
 	})
-	return KStream[KR, VR]{b: s.b, node: name, keyChanged: keyChanged}
+	return streamOf(pipe[KR, VR]{b: s.b, node: name, keyChanged: keyChanged})
 }
 
 // processorNode adapts a user Processor to a node instance.

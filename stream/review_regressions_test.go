@@ -67,12 +67,12 @@ var failOn2 = serde.Func(
 func TestUncachedStoreSerdeErrorIsSticky(t *testing.T) {
 	for _, cached := range []bool{true, false} {
 		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
-			opts := []stream.Option{stream.Materialized("agg")}
+			opts := []stream.MaterializedOption{stream.Materialized("agg")}
 			if !cached {
 				opts = append(opts, stream.WithCachingDisabled())
 			}
 			b := stream.NewBuilder()
-			g := stream.GroupByKey(stream.From(b, "in", serde.String, serde.String), serde.String, serde.String)
+			g := stream.From(b, "in", serde.String, serde.String).GroupByKey(serde.String, serde.String)
 			stream.Aggregate(g, func() int64 { return 0 }, func(_, _ string, agg int64) int64 { return agg + 1 }, failOn2, opts...).
 				ToStream().To("out", serde.String, serde.Int64)
 			d := drive(t, b, streamtest.Config{ProcessingErrorHandler: stream.LogAndContinue})
@@ -96,7 +96,7 @@ func TestForwardedTimestampReachesCachedStore(t *testing.T) {
 			return ctx.Forward(rec)
 		},
 	}))
-	stream.Count(stream.GroupByKey(shifted, serde.String, serde.String), stream.Materialized("c")).
+	shifted.GroupByKey(serde.String, serde.String).Count(stream.Materialized("c")).
 		ToStream().To("out", serde.String, serde.Int64)
 	d := drive(t, b)
 	if err := strIn(d, "in").PipeRecord(topology.Record[string, string]{Key: "a", Value: "x", Timestamp: 5}); err != nil {

@@ -11,7 +11,7 @@ import (
 // split()). Each record goes to the first branch whose predicate matches,
 // else to the default branch if there is one, else it is dropped.
 type BranchedKStream[K, V any] struct {
-	s     KStream[K, V] // the split node's stream
+	s     pipe[K, V] // the split node
 	preds *[]func(K, V) bool
 	out   map[string]KStream[K, V]
 }
@@ -20,9 +20,9 @@ type BranchedKStream[K, V any] struct {
 // (default: a generated name such as "KSTREAM-BRANCH-0000000001"), which
 // prefixes the branch names as is, with no separator, as in Kafka Streams.
 func (s KStream[K, V]) Split(opts ...Option) *BranchedKStream[K, V] {
-	name := s.b.nodeName(s.b.options(opts), "BRANCH")
+	name := s.b.nodeName(optionsOf(opts), "BRANCH")
 	preds := &[]func(K, V) bool{}
-	split := child(s, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
+	split := child(s.pipe, name, s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		preds := *preds
 		return &opNode[K, V, K, V]{name: name, to: to, fn: func(rec topology.Record[K, V], to []receiver[K, V]) error {
 			for i, pred := range preds {
@@ -74,8 +74,8 @@ func (bs *BranchedKStream[K, V]) branch(name string, index int) string {
 	}
 	full := bs.s.node + name
 	bs.s.b.seq++
-	bs.out[full] = child(bs.s, full, bs.s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
+	bs.out[full] = streamOf(child(bs.s, full, bs.s.keyChanged, func(_ graph.TaskContext, to []receiver[K, V]) any {
 		return &opNode[K, V, K, V]{name: full, to: to, fn: passThrough[K, V]}
-	})
+	}))
 	return full
 }

@@ -36,17 +36,27 @@ const (
 	cachingOff
 )
 
-// storeOpt returns an option that changes the store options.
-func storeOpt(fn func(*storeOptions)) Option {
-	return optFn(func(o *options) {
-		fn(&o.store)
-		o.store.configured = true
-	})
+// storeOpt is a StoreOption (and so a MaterializedOption and TableOption).
+type storeOpt func(*storeOptions)
+
+func (f storeOpt) apply(o *options) {
+	f(&o.store)
+	o.store.configured = true
 }
+func (storeOpt) store()        {}
+func (storeOpt) materialized() {}
+func (storeOpt) table()        {}
+
+// materializedOpt is a MaterializedOption that is not a StoreOption.
+type materializedOpt func(*storeOptions)
+
+func (f materializedOpt) apply(o *options) { storeOpt(f).apply(o) }
+func (materializedOpt) materialized()      {}
+func (materializedOpt) table()             {}
 
 // Materialized names the state store of a stateful DSL operator (Table,
-// Count, Reduce, Aggregate, CountTable, ReduceTable, AggregateTable), as
-// Kafka Streams' Materialized.as. The name must be unique in the topology
+// the Count, Reduce and Aggregate of KGroupedStream, and the Count, Reduce
+// and TableAggregate of KGroupedTable), as Kafka Streams' Materialized.as. The name must be unique in the topology
 // and a valid topic name part (letters, digits, '.', '_', '-'), because the
 // store's changelog topic is "<app-id>-<storeName>-changelog" and, when the
 // aggregation needs a repartition topic and its grouping is not named (Named
@@ -58,15 +68,15 @@ func storeOpt(fn func(*storeOptions)) Option {
 // operators are added before it, and the changelog and repartition topics
 // with it: name the stores of applications that will evolve (see
 // Config.EnsureExplicitInternalResourceNaming).
-func Materialized(storeName string) Option {
-	return storeOpt(func(s *storeOptions) { s.name = storeName })
+func Materialized(storeName string) MaterializedOption {
+	return materializedOpt(func(s *storeOptions) { s.name = storeName })
 }
 
 // WithInMemoryStore keeps the store in memory (state.InMemory) instead of
 // in the instance's Pebble database (state.Persistent, the default). A
 // logged in-memory store is restored in full from its changelog whenever its
 // task starts. For DSL stores (see Materialized) and AddKeyValueStore.
-func WithInMemoryStore() Option {
+func WithInMemoryStore() StoreOption {
 	return storeOpt(func(s *storeOptions) { s.engine = state.InMemory })
 }
 
@@ -76,7 +86,7 @@ func WithInMemoryStore() Option {
 // task starts. Default: every store is logged to the compacted topic
 // "<app-id>-<store>-changelog" and restored from it. For DSL stores and
 // AddKeyValueStore.
-func WithLoggingDisabled() Option {
+func WithLoggingDisabled() StoreOption {
 	return storeOpt(func(s *storeOptions) { s.noLogging = true })
 }
 
@@ -85,7 +95,7 @@ func WithLoggingDisabled() Option {
 // withLoggingEnabled(config)). The map is copied. Default: none besides
 // compaction. Ignored with WithLoggingDisabled. For DSL stores and
 // AddKeyValueStore.
-func WithChangelogConfigs(configs map[string]string) Option {
+func WithChangelogConfigs(configs map[string]string) StoreOption {
 	configs = maps.Clone(configs)
 	return storeOpt(func(s *storeOptions) { s.changelog = configs })
 }
@@ -98,7 +108,7 @@ func WithChangelogConfigs(configs map[string]string) Option {
 // the cache is flushed, at every commit or when the cache is full, and only
 // the latest one goes downstream and to the changelog: fewer, later
 // updates. AddKeyValueStore stores are not cached by default.
-func WithCachingDisabled() Option {
+func WithCachingDisabled() StoreOption {
 	return storeOpt(func(s *storeOptions) { s.caching = cachingOff })
 }
 
@@ -107,7 +117,7 @@ func WithCachingDisabled() Option {
 // of a key are collapsed until the cache is flushed at commit. Default for
 // those stores: not cached. DSL stores are cached unless
 // WithCachingDisabled.
-func WithCachingEnabled() Option {
+func WithCachingEnabled() StoreOption {
 	return storeOpt(func(s *storeOptions) { s.caching = cachingOn })
 }
 
@@ -116,8 +126,8 @@ func WithCachingEnabled() Option {
 // them. A store belongs to one task: all processors connected to a store
 // run in one subtopology, so their input topics must be co-partitioned.
 // Default: no stores.
-func WithStores(names ...string) Option {
-	return optFn(func(o *options) {
+func WithStores(names ...string) ProcessorOption {
+	return processorOpt(func(o *options) {
 		for _, n := range names {
 			if !slices.Contains(o.stores, n) {
 				o.stores = append(o.stores, n)
@@ -138,8 +148,8 @@ func WithStores(names ...string) Option {
 // logged to "<app-id>-<name>-changelog", not cached. The name must be
 // unique among the topology's stores and a valid topic name part, or Build
 // fails naming the store.
-func AddKeyValueStore[K, V any](b *Builder, name string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Option) {
-	o := b.options(opts)
+func AddKeyValueStore[K, V any](b *Builder, name string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...StoreOption) {
+	o := optionsOf(opts)
 	b.checkNil(name, "key serde", keySerde, "value serde", valueSerde)
 	b.addStore(name, "AddKeyValueStore", &graph.StoreSpec{
 		Name:             name,

@@ -107,14 +107,14 @@ func TestProcessorStoreErrors(t *testing.T) {
 func TestBuildStoreErrors(t *testing.T) {
 	b := stream.NewBuilder()
 	src := stream.From(b, "in", serde.String, serde.String)
-	g := stream.GroupByKey(src, serde.String, serde.String)
-	stream.Count(g, stream.Named("bad"), stream.Materialized("no spaces"))
-	stream.Count(g, stream.Named("first"), stream.Materialized("counts"))
-	stream.Count(g, stream.Named("second"), stream.Materialized("counts"))
+	g := src.GroupByKey(serde.String, serde.String)
+	g.Count(stream.Named("bad"), stream.Materialized("no spaces"))
+	g.Count(stream.Named("first"), stream.Materialized("counts"))
+	g.Count(stream.Named("second"), stream.Materialized("counts"))
 	stream.AddKeyValueStore(b, "counts", serde.String, serde.Int64)
 	stream.AddKeyValueStore(b, "", serde.String, serde.Int64)
 	stream.Process(src, supply(topology.ProcessorFuncs[string, string, string, string]{}), stream.Named("proc"), stream.WithStores("missing"))
-	stream.Reduce(g, nil, stream.Named("reduce"))
+	g.Reduce(nil, stream.Named("reduce"))
 	stream.Aggregate[string, string, int64](g, nil, nil, nil, stream.Named("aggregate"))
 	stream.GroupBy(src, func(_, v string) string { return v }, serde.String, serde.String, stream.Named("bad grouping"))
 	err := buildErr(t, b)
@@ -167,7 +167,7 @@ func TestCheckExplicitNaming(t *testing.T) {
 	stream.Table(b, "users", serde.String, serde.String, stream.Named("users"))
 	src := stream.From(b, "in", serde.String, serde.String)
 	src.Repartition(serde.String, serde.String)
-	stream.Count(stream.GroupBy(src, func(_, v string) string { return v }, serde.String, serde.String, stream.Named("by-value")), stream.Named("count"), stream.WithLoggingDisabled())
+	stream.GroupBy(src, func(_, v string) string { return v }, serde.String, serde.String, stream.Named("by-value")).Count(stream.Named("count"), stream.WithLoggingDisabled())
 	if topo, err = b.Build(); err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func Topology(b *stream.Builder, input, output string) {
 		return strings.Fields(strings.ToLower(line))
 	}, stream.Named("split-words"))
 	byWord := stream.GroupBy(words, func(_, word string) string { return word }, serde.String, serde.String)
-	counts := stream.Count(byWord, stream.Materialized("counts"))
+	counts := byWord.Count(stream.Materialized("counts"))
 	counts.ToStream().To(output, serde.String, serde.Int64)
 }
 

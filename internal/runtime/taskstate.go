@@ -268,6 +268,9 @@ func (t *Task) restoreStore(ctx context.Context, cl Changelogs, listener state.R
 		return nil
 	})
 	if err != nil {
+		if sl, ok := listener.(state.RestoreSuspendedListener); ok && ctx.Err() != nil {
+			sl.OnRestoreSuspended(topic, p, name, total)
+		}
 		return err
 	}
 	secs := time.Since(started).Seconds()
