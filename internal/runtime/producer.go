@@ -122,3 +122,40 @@ func (tp *topicPartitioner) OnNewBatch() {
 		nb.OnNewBatch()
 	}
 }
+
+// onProduced is the delivery callback of every produced record.
+func (r *Runtime) onProduced(rec *kgo.Record, err error) {
+	if err == nil {
+		r.cfg.Metrics.produced.Inc()
+		return
+	}
+	r.cfg.Metrics.productionErrors.Inc()
+	ectx := topology.ErrorContext{
+		Record: topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: -1},
+		Valid:  true, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
+	}
+	err = fmt.Errorf("runtime: producing to %s: %w", rec.Topic, err)
+	if r.cfg.ExactlyOnce && endsTransaction(err) {
+		// Not the record's fault: the transaction fails as a whole and
+		// is aborted at the next commit, which processes its records
+		// again.
+		r.txnErrMu.Lock()
+		if r.txnErr == nil {
+			r.txnErr = err
+		}
+		r.txnErrMu.Unlock()
+		return
+	}
+	if r.changelogs[rec.Topic] {
+		// A lost changelog record would lose state on the next restore:
+		// never skipped, whatever the handler says.
+		r.fail(err)
+		return
+	}
+	if r.cfg.OnProductionError != nil && r.cfg.OnProductionError(ectx, err) == topology.Continue {
+		r.log.Warn("dropping record that failed to produce", "topic", rec.Topic, "err", err)
+		r.cfg.Metrics.skipped.WithLabelValues("production").Inc()
+		return
+	}
+	r.fail(err)
+}

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/runnel-dev/runnel/state"
@@ -291,49 +288,6 @@ func (t *Task) process(rec *kgo.Record) error {
 	t.log.Warn("skipping record", "reason", reason, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 	t.RecordSkipped(reason)
 	return t.deadLetter(ectx, err)
-}
-
-// callSource runs the source and everything downstream of it, recovering a
-// panic that escaped the nodes' own recovery.
-func callSource(src topology.Source, rec *kgo.Record) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v\n%s", topology.ErrPanic, p, debug.Stack())
-		}
-	}()
-	return src.Process(rec)
-}
-
-// processingError fills in the task and record of a processing error.
-func (t *Task) processingError(err error, inRecord bool) error {
-	var pe *topology.ProcessingError
-	if !errors.As(err, &pe) {
-		pe = &topology.ProcessingError{Err: err}
-	} else {
-		c := *pe
-		pe = &c
-	}
-	pe.Task, pe.Record, pe.Valid = t.cfg.ID, t.current, inRecord
-	return pe
-}
-
-// deadLetter writes a skipped record to the dead-letter topic with headers
-// describing the failure (the header names of Kafka Streams' KIP-1034).
-func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
-	if t.cfg.DeadLetterTopic == "" {
-		return nil
-	}
-	headers := append(slices.Clip(ectx.Headers),
-		topology.Header{Key: "__streams.errors.exception", Value: []byte(fmt.Sprintf("%T", err))},
-		topology.Header{Key: "__streams.errors.message", Value: []byte(err.Error())},
-		topology.Header{Key: "__streams.errors.topic", Value: []byte(ectx.Record.Topic)},
-		topology.Header{Key: "__streams.errors.partition", Value: []byte(strconv.Itoa(int(ectx.Record.Partition)))},
-		topology.Header{Key: "__streams.errors.offset", Value: []byte(strconv.FormatInt(ectx.Record.Offset, 10))},
-	)
-	return t.cfg.Producer.Send(topology.OutRecord{
-		Topic: t.cfg.DeadLetterTopic, Partition: -1,
-		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
-	})
 }
 
 // source returns the source instance that reads topic (full name), or nil.

@@ -85,28 +85,6 @@ func (w *worker) enqueue(recs []*kgo.Record) {
 	}
 }
 
-// drained is called after every batch: once a full task is down to roomAt
-// it resumes the task's paused partitions, if any, and wakes the poll loop
-// if it waits for room. The worker lowers buffered before taking flowMu,
-// so either Runtime.anyFull sees the lowered count and does not mark the
-// task full, or it marks it first and drained sees the mark.
-func (w *worker) drained() {
-	w.flowMu.Lock()
-	defer w.flowMu.Unlock()
-	if !w.full || w.buffered.Load() > w.roomAt {
-		return
-	}
-	w.full = false
-	if w.paused != nil {
-		w.rt.cl.ResumeFetchPartitions(w.paused)
-		w.paused = nil
-	}
-	select {
-	case w.rt.room <- struct{}{}:
-	default:
-	}
-}
-
 func (w *worker) start() {
 	if !w.started {
 		w.started = true

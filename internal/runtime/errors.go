@@ -1,0 +1,89 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strconv"
+
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// handleError passes an error raised outside the processing of an input
+// record's own path (a punctuator, or nodes downstream of a record cache
+// flush or eviction) to the processing error handler. It returns nil when
+// the handler says to continue (logged and counted as skipped), else the
+// *topology.ProcessingError to fail with.
+func (t *Task) handleError(err error, what string) error {
+	if errors.As(err, new(*handledError)) {
+		return err // the handler already said to fail
+	}
+	err = t.processingError(err, t.inRecord)
+	var pe *topology.ProcessingError
+	errors.As(err, &pe)
+	ectx := topology.ErrorContext{Task: t.cfg.ID, Node: pe.Node, Record: pe.Record, Valid: pe.Valid, Timestamp: t.recordTime}
+	if t.cfg.OnProcessingError == nil || t.cfg.OnProcessingError(ectx, err) != topology.Continue {
+		return &handledError{err}
+	}
+	t.log.Warn(what+" failed, continuing", "node", pe.Node, "err", err)
+	t.RecordSkipped("processing")
+	return nil
+}
+
+// handledError is an error the processing error handler has already said
+// to fail on. It may travel back up through a store (an eviction inside a
+// Put) and the nodes above it; the task then fails with it without asking
+// the handler again.
+type handledError struct{ err error }
+
+func (e *handledError) Error() string { return e.err.Error() }
+
+func (e *handledError) Unwrap() error { return e.err }
+
+// HandleFlushError implements topology.TaskContext.
+func (t *Task) HandleFlushError(err error) error { return t.handleError(err, "cache flush") }
+
+// callSource runs the source and everything downstream of it, recovering a
+// panic that escaped the nodes' own recovery.
+func callSource(src topology.Source, rec *kgo.Record) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v\n%s", topology.ErrPanic, p, debug.Stack())
+		}
+	}()
+	return src.Process(rec)
+}
+
+// processingError fills in the task and record of a processing error.
+func (t *Task) processingError(err error, inRecord bool) error {
+	var pe *topology.ProcessingError
+	if !errors.As(err, &pe) {
+		pe = &topology.ProcessingError{Err: err}
+	} else {
+		c := *pe
+		pe = &c
+	}
+	pe.Task, pe.Record, pe.Valid = t.cfg.ID, t.current, inRecord
+	return pe
+}
+
+// deadLetter writes a skipped record to the dead-letter topic with headers
+// describing the failure (the header names of Kafka Streams' KIP-1034).
+func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
+	if t.cfg.DeadLetterTopic == "" {
+		return nil
+	}
+	headers := append(slices.Clip(ectx.Headers),
+		topology.Header{Key: "__streams.errors.exception", Value: []byte(fmt.Sprintf("%T", err))},
+		topology.Header{Key: "__streams.errors.message", Value: []byte(err.Error())},
+		topology.Header{Key: "__streams.errors.topic", Value: []byte(ectx.Record.Topic)},
+		topology.Header{Key: "__streams.errors.partition", Value: []byte(strconv.Itoa(int(ectx.Record.Partition)))},
+		topology.Header{Key: "__streams.errors.offset", Value: []byte(strconv.FormatInt(ectx.Record.Offset, 10))},
+	)
+	return t.cfg.Producer.Send(topology.OutRecord{
+		Topic: t.cfg.DeadLetterTopic, Partition: -1,
+		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
+	})
+}
