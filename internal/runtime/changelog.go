@@ -85,19 +85,9 @@ const restoreBatch = 10_000
 
 // Read implements Changelogs.
 func (c changelogReader) Read(ctx context.Context, topic string, partition int32, from, end int64, apply func([]state.Write, int64) error) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(c.r.cfg.Brokers...),
-		kgo.WithLogger(kgoLogger{c.r.log}),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Control records (transaction markers) take offsets too: seeing
-		// them tells when end is reached after a commit marker.
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64 << 20),
-		kgo.FetchMaxPartitionBytes(32 << 20),
-	}, c.r.cfg.ClientOpts...)...)
+	cl, err := c.r.newRestoreConsumer(topic, partition, from)
 	if err != nil {
-		return fmt.Errorf("creating restore consumer: %w", err)
+		return err
 	}
 	defer cl.Close()
 	writes := make([]state.Write, 0, restoreBatch)

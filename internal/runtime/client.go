@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
+	"time"
 
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,13 +43,91 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 	}
 }
 
+// clientOpts returns the options of a franz-go client of the runtime:
+// the seed brokers and the logger, then opts, then the user's ClientOpts
+// (last, so they can override). Every client the runtime creates (the
+// group member, the admin client, the restore consumers) gets its options
+// here.
+func (r *Runtime) clientOpts(opts ...kgo.Opt) []kgo.Opt {
+	all := []kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log})}
+	all = append(all, opts...)
+	return append(all, r.cfg.ClientOpts...)
+}
+
+// groupOpts returns the options of the group member: the consumer of
+// topics (patterns when the topology has pattern sources), with the group
+// callbacks, and the producer, transactional when txnID is set.
+func (r *Runtime) groupOpts(topics []string, bal *balancer, txnID string, onAssigned func(context.Context, *kgo.Client, map[string][]int32)) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.ConsumerGroup(r.cfg.AppID),
+		kgo.ConsumeTopics(topics...),
+		kgo.Balancers(bal),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+		kgo.RecordPartitioner(newPartitioner()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(r.applyOffsetResets),
+		kgo.MetadataMinAge(time.Second),
+		// Kafka's fetch.max.wait.ms default, which Kafka Streams keeps;
+		// franz-go's 5s would hold back a resumed partition that long
+		// when the broker's other partitions are idle (waitForRoom).
+		kgo.FetchMaxWait(500 * time.Millisecond),
+		// No kgo.RecordDeliveryTimeout: franz-go counts it from the
+		// record's timestamp, which is the input's (often older) event
+		// time here. Undeliverable records are retried; shutdown bounds
+		// the wait with closeTimeout.
+	}
+	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *topology.Node) bool { return n.Pattern != nil }) {
+		opts = append(opts, kgo.ConsumeRegex())
+	}
+	if txnID != "" {
+		opts = append(opts, kgo.TransactionalID(txnID), kgo.TransactionTimeout(r.cfg.TransactionTimeout),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.OnPartitionsCallbackBlocked(r.txn.callbackBlocked))
+	}
+	opts = append(opts, kgo.OnPartitionsAssigned(onAssigned))
+	return r.clientOpts(opts...)
+}
+
+// newAdminClient returns the client behind r.adm. It learns about the
+// internal topics it creates; a short metadata age lets it find them soon
+// after.
+func (r *Runtime) newAdminClient() (*kgo.Client, error) {
+	cl, err := kgo.NewClient(r.clientOpts(kgo.MetadataMinAge(250 * time.Millisecond))...)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: creating admin client: %w", err)
+	}
+	return cl, nil
+}
+
+// newRestoreConsumer returns a consumer of one changelog partition from
+// offset from, outside the group, reading committed records only.
+func (r *Runtime) newRestoreConsumer(topic string, partition int32, from int64) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(r.clientOpts(
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Control records (transaction markers) take offsets too: seeing
+		// them tells when end is reached after a commit marker.
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(64<<20),
+		kgo.FetchMaxPartitionBytes(32<<20),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating restore consumer: %w", err)
+	}
+	return cl, nil
+}
+
 // connect creates the group client (a transactional session under
-// exactly-once) and its producer. The group may assign partitions as soon
-// as the client exists; the assignment callback waits until both are set.
-func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
+// exactly-once, whose id is txnID) and its producer. The group may assign
+// partitions as soon as the client exists; the assignment callback waits
+// until both are set.
+func (r *Runtime) connect(topics []string, bal *balancer, txnID string) error {
 	ready := make(chan struct{})
 	r.callbackRuns() // none is pending on a new client
-	opts = append(opts, kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	opts := r.groupOpts(topics, bal, txnID, func(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 		r.callbackRuns()
 		bal.setOwned(assigned) // for sticky assignment at the next rebalance
 		select {
@@ -58,13 +138,13 @@ func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
 		if r.assign(assigned) {
 			r.notify(r.cfg.OnRunning) // outside r.mu: it calls user code
 		}
-	}))
-	opts = append(opts, r.cfg.ClientOpts...)
+	})
+	var sess *kgo.GroupTransactSession
 	var err error
-	if r.cfg.ExactlyOnce {
-		if r.sess, err = kgo.NewGroupTransactSession(opts...); err == nil {
-			r.cl = r.sess.Client()
-			if err = r.sess.Begin(); err != nil {
+	if r.txn != nil {
+		if sess, err = kgo.NewGroupTransactSession(opts...); err == nil {
+			r.cl = sess.Client()
+			if err = sess.Begin(); err != nil {
 				r.cl.Close()
 			}
 		}
@@ -76,12 +156,22 @@ func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
 	}
 	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
 		changelogs: r.changelogs, last: map[topicPartition]int64{}}
-	r.takeTxnErr() // from the previous client's transaction
 	r.mu.Lock()
-	r.lastTxnOffsets, r.endTxn, r.rejoining = nil, false, false
+	if r.txn != nil {
+		r.txn.resetLocked(sess) // forgets the previous client's transaction
+	}
+	r.mu.rejoining = false
 	r.mu.Unlock()
 	close(ready)
 	return nil
+}
+
+// callbackRuns tells the transaction session that a rebalance callback
+// runs (see txnSession.callbackBlocked).
+func (r *Runtime) callbackRuns() {
+	if r.txn != nil {
+		r.txn.callbackRuns()
+	}
 }
 
 // applyOffsetResets starts partitions without a committed offset where

@@ -29,7 +29,7 @@ func (r *Runtime) blockRebalances() {
 // the record caches and the producer, and commits: the tasks' state is
 // made durable and the workers' consumed offsets committed (at-least-once),
 // or the transaction is committed first (exactly-once, see
-// commitTransaction). Records that failed to produce and state that failed
+// commitTransactionLocked). Records that failed to produce and state that failed
 // to persist fail the commit, so their inputs are never committed.
 // REQUIRES: r.mu held.
 func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
@@ -41,7 +41,7 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		return err // a task failed: its partial work must not be committed
 	}
 	for _, w := range ws {
-		if w.restored {
+		if w.mu.restored {
 			if err := w.task.FlushCache(); err != nil {
 				r.fail(err) // the flush is half done: nothing may commit
 				return err
@@ -65,8 +65,8 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 			}
 		}
 	}
-	if r.sess != nil {
-		if err := r.commitTransaction(offsets); err != nil {
+	if r.txn != nil {
+		if err := r.commitTransactionLocked(offsets); err != nil {
 			// Aborted or failed: the tasks go back to the last commit
 			// (restartTasksLocked, or Run's rejoin). Until they are
 			// closed their workers must not process another record:
@@ -78,12 +78,12 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 			}
 			return err
 		}
-		return r.commitStates(ws)
+		return r.commitStatesLocked(ws)
 	}
 	// Local state is made durable before the offsets are committed: a
 	// crash in between reprocesses input over state that already holds
 	// it (at-least-once), never the reverse.
-	if err := r.commitStates(ws); err != nil {
+	if err := r.commitStatesLocked(ws); err != nil {
 		return err
 	}
 	if len(offsets) == 0 {
@@ -109,15 +109,15 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		r.log.Warn("offset commit failed; records since the last commit will be processed again", "err", commitErr)
 		return nil
 	}
-	r.committed(offsets)
+	r.committedLocked(offsets)
 	return nil
 }
 
-// commitStates makes the restored tasks' state durable: each task's batch
+// commitStatesLocked makes the restored tasks' state durable: each task's batch
 // and changelog checkpoints in one atomic write. A failure fails the app.
-func (r *Runtime) commitStates(ws []*worker) error {
+func (r *Runtime) commitStatesLocked(ws []*worker) error {
 	for _, w := range ws {
-		if w.restored {
+		if w.mu.restored {
 			if err := w.task.CommitState(); err != nil {
 				r.fail(err)
 				return err
@@ -127,14 +127,14 @@ func (r *Runtime) commitStates(ws []*worker) error {
 	return nil
 }
 
-// committed counts a successful commit and remembers the committed
+// committedLocked counts a successful commit and remembers the committed
 // offsets of repartition topics for purging.
-func (r *Runtime) committed(offsets map[string]map[int32]kgo.EpochOffset) {
+func (r *Runtime) committedLocked(offsets map[string]map[int32]kgo.EpochOffset) {
 	r.cfg.Metrics.commits.Inc()
 	for topic, ps := range offsets {
 		if r.repartition[topic] {
 			for p, o := range ps {
-				r.purgeable.Add(kadm.Offset{Topic: topic, Partition: p, At: o.Offset})
+				r.mu.purgeable.Add(kadm.Offset{Topic: topic, Partition: p, At: o.Offset})
 			}
 		}
 	}

@@ -23,7 +23,7 @@ func (t *Task) handleError(err error, what string) error {
 	err = t.processingError(err, t.inRecord)
 	var pe *topology.ProcessingError
 	errors.As(err, &pe)
-	ectx := topology.ErrorContext{Task: t.cfg.ID, Node: pe.Node, Record: pe.Record, Valid: pe.Valid, Timestamp: t.recordTime}
+	ectx := errorContext(t.cfg.ID, pe.Node, pe.Record, pe.Valid, t.recordTime, nil)
 	if t.cfg.OnProcessingError == nil || t.cfg.OnProcessingError(ectx, err) != topology.Continue {
 		return &handledError{err}
 	}
@@ -86,4 +86,17 @@ func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
 		Topic: t.cfg.DeadLetterTopic, Partition: -1,
 		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
 	})
+}
+
+// errorContext builds what an error handler is told: the task, the node
+// that failed, where the record is (valid is false in punctuation) and its
+// timestamp ts. When raw is set (the input record, or the output record
+// for production errors), its key, value, headers and timestamp are
+// passed along instead.
+func errorContext(task topology.TaskID, node string, at topology.RecordMetadata, valid bool, ts int64, raw *kgo.Record) topology.ErrorContext {
+	ectx := topology.ErrorContext{Task: task, Node: node, Record: at, Valid: valid, Timestamp: ts}
+	if raw != nil {
+		ectx.Key, ectx.Value, ectx.Headers, ectx.Timestamp = raw.Key, raw.Value, raw.Headers, raw.Timestamp.UnixMilli()
+	}
+	return ectx
 }

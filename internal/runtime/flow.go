@@ -51,14 +51,14 @@ func (r *Runtime) anyFull() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	full := false
-	for _, w := range r.workers {
+	for _, w := range r.mu.workers {
 		limit := int64(r.cfg.MaxBufferedPerPartition * len(w.partitions))
-		w.flowMu.Lock()
-		if !w.full && w.buffered.Load() > limit {
-			w.full, w.roomAt, w.fullSince = true, limit/2, time.Now()
+		w.flow.Lock()
+		if !w.flow.full && w.buffered.Load() > limit {
+			w.flow.full, w.flow.roomAt, w.flow.fullSince = true, limit/2, time.Now()
 		}
-		full = full || (w.full && w.paused == nil)
-		w.flowMu.Unlock()
+		full = full || (w.flow.full && w.flow.paused == nil)
+		w.flow.Unlock()
 	}
 	return full
 }
@@ -73,36 +73,36 @@ const pauseAfter = 100 * time.Millisecond
 func (r *Runtime) pauseFull(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, w := range r.workers {
-		w.flowMu.Lock()
-		if w.full && w.paused == nil && now.Sub(w.fullSince) >= pauseAfter {
-			w.paused = map[string][]int32{}
+	for _, w := range r.mu.workers {
+		w.flow.Lock()
+		if w.flow.full && w.flow.paused == nil && now.Sub(w.flow.fullSince) >= pauseAfter {
+			w.flow.paused = map[string][]int32{}
 			for _, tp := range w.partitions {
-				w.paused[tp.topic] = append(w.paused[tp.topic], tp.partition)
+				w.flow.paused[tp.topic] = append(w.flow.paused[tp.topic], tp.partition)
 			}
-			// Under flowMu, so the worker's resume (drained) cannot run
+			// Under flow, so the worker's resume (drained) cannot run
 			// between marking and pausing and be undone by this pause.
-			r.cl.PauseFetchPartitions(w.paused)
+			r.cl.PauseFetchPartitions(w.flow.paused)
 		}
-		w.flowMu.Unlock()
+		w.flow.Unlock()
 	}
 }
 
 // drained is called after every batch: once a full task is down to roomAt
 // it resumes the task's paused partitions, if any, and wakes the poll loop
-// if it waits for room. The worker lowers buffered before taking flowMu,
+// if it waits for room. The worker lowers buffered before locking flow,
 // so either Runtime.anyFull sees the lowered count and does not mark the
 // task full, or it marks it first and drained sees the mark.
 func (w *worker) drained() {
-	w.flowMu.Lock()
-	defer w.flowMu.Unlock()
-	if !w.full || w.buffered.Load() > w.roomAt {
+	w.flow.Lock()
+	defer w.flow.Unlock()
+	if !w.flow.full || w.buffered.Load() > w.flow.roomAt {
 		return
 	}
-	w.full = false
-	if w.paused != nil {
-		w.rt.cl.ResumeFetchPartitions(w.paused)
-		w.paused = nil
+	w.flow.full = false
+	if w.flow.paused != nil {
+		w.rt.cl.ResumeFetchPartitions(w.flow.paused)
+		w.flow.paused = nil
 	}
 	select {
 	case w.rt.room <- struct{}{}:

@@ -13,12 +13,12 @@ import (
 // created with infinite retention. Failures are logged and retried later.
 func (r *Runtime) purgeRepartitionTopics(ctx context.Context) {
 	r.mu.Lock()
-	if len(r.purgeable) == 0 || time.Since(r.lastPurge) < r.cfg.PurgeInterval {
+	if len(r.mu.purgeable) == 0 || time.Since(r.mu.lastPurge) < r.cfg.PurgeInterval {
 		r.mu.Unlock()
 		return
 	}
-	offsets := r.purgeable
-	r.purgeable, r.lastPurge = kadm.Offsets{}, time.Now()
+	offsets := r.mu.purgeable
+	r.mu.purgeable, r.mu.lastPurge = kadm.Offsets{}, time.Now()
 	r.mu.Unlock()
 	resps, err := r.adm.DeleteRecords(ctx, offsets)
 	if err == nil {
@@ -37,7 +37,7 @@ func (r *Runtime) purgeRepartitionTopics(ctx context.Context) {
 func (r *Runtime) cleanState(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing {
+	if r.mu.closing {
 		return
 	}
 	ids, err := r.db.Tasks()
@@ -46,11 +46,11 @@ func (r *Runtime) cleanState(now time.Time) {
 		return
 	}
 	owned := map[string]bool{}
-	for id := range r.workers {
+	for id := range r.mu.workers {
 		owned[id.String()] = true
 	}
 	for _, id := range ids {
-		since, ok := r.released[id]
+		since, ok := r.mu.released[id]
 		if !ok {
 			since = r.started
 		}
@@ -61,7 +61,7 @@ func (r *Runtime) cleanState(now time.Time) {
 			r.log.Warn("deleting local task state", "task", id, "err", err)
 			continue
 		}
-		delete(r.released, id)
+		delete(r.mu.released, id)
 		r.log.Info("deleted the local state of a task this instance does not own", "task", id, "unowned_for", now.Sub(since).Round(time.Millisecond))
 	}
 }

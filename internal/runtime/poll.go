@@ -50,7 +50,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 		if commitNow {
 			r.blockRebalances()
 			r.mu.Lock()
-			err := r.commitLocked(ctx, r.workerList())
+			err := r.commitLocked(ctx, r.workersLocked())
 			if errors.Is(err, errAborted) {
 				r.restartTasksLocked()
 				err = nil
@@ -62,7 +62,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 					// group's callbacks may run again, so none opens a
 					// task on it.
 					r.mu.Lock()
-					r.rejoining = true
+					r.mu.rejoining = true
 					r.closeWorkersLocked(context.Background(), false)
 					r.mu.Unlock()
 					r.cl.AllowRebalance()
@@ -95,7 +95,7 @@ func (r *Runtime) dispatch(fetches kgo.Fetches) {
 		if len(p.Records) == 0 {
 			return
 		}
-		w := r.workerFor(p.Topic, p.Partition)
+		w := r.workerForLocked(p.Topic, p.Partition)
 		if w == nil {
 			r.log.Debug("dropping records of an unassigned partition", "topic", p.Topic, "partition", p.Partition)
 			return
@@ -104,9 +104,9 @@ func (r *Runtime) dispatch(fetches kgo.Fetches) {
 	})
 }
 
-// workerFor returns the worker of a partition's task. REQUIRES: r.mu held.
-func (r *Runtime) workerFor(topic string, partition int32) *worker {
-	for _, w := range r.workers {
+// workerForLocked returns the worker of a partition's task. REQUIRES: r.mu held.
+func (r *Runtime) workerForLocked(topic string, partition int32) *worker {
+	for _, w := range r.mu.workers {
 		if w.task.ID().Partition == partition && slices.ContainsFunc(w.partitions, func(tp topicPartition) bool { return tp.topic == topic }) {
 			return w
 		}
@@ -114,10 +114,10 @@ func (r *Runtime) workerFor(topic string, partition int32) *worker {
 	return nil
 }
 
-// workerList returns the workers sorted by task. REQUIRES: r.mu held.
-func (r *Runtime) workerList() []*worker {
-	ws := make([]*worker, 0, len(r.workers))
-	for _, w := range r.workers {
+// workersLocked returns the workers sorted by task. REQUIRES: r.mu held.
+func (r *Runtime) workersLocked() []*worker {
+	ws := make([]*worker, 0, len(r.mu.workers))
+	for _, w := range r.mu.workers {
 		ws = append(ws, w)
 	}
 	slices.SortFunc(ws, func(a, b *worker) int { return compareTasks(a.task.ID(), b.task.ID()) })

@@ -130,20 +130,13 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 		return
 	}
 	r.cfg.Metrics.productionErrors.Inc()
-	ectx := topology.ErrorContext{
-		Record: topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: -1},
-		Valid:  true, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
-	}
+	ectx := errorContext(topology.TaskID{}, "", topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: -1}, true, 0, rec)
 	err = fmt.Errorf("runtime: producing to %s: %w", rec.Topic, err)
-	if r.cfg.ExactlyOnce && endsTransaction(err) {
+	if r.txn != nil && endsTransaction(err) {
 		// Not the record's fault: the transaction fails as a whole and
 		// is aborted at the next commit, which processes its records
 		// again.
-		r.txnErrMu.Lock()
-		if r.txnErr == nil {
-			r.txnErr = err
-		}
-		r.txnErrMu.Unlock()
+		r.txn.setErr(err)
 		return
 	}
 	if r.changelogs[rec.Topic] {

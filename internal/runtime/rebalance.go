@@ -24,7 +24,7 @@ func (r *Runtime) restartTasksLocked() {
 func (r *Runtime) assign(assigned map[string][]int32) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing || r.rejoining || r.fatal() != nil {
+	if r.mu.closing || r.mu.rejoining || r.fatal() != nil {
 		return false
 	}
 	return r.assignLocked(assigned)
@@ -39,23 +39,23 @@ func (r *Runtime) assignLocked(assigned map[string][]int32) bool {
 		}
 		for _, p := range ps {
 			id := topology.TaskID{Subtopology: sub, Partition: p}
-			w := r.workers[id]
+			w := r.mu.workers[id]
 			if w == nil {
 				var err error
 				if w, err = r.newWorker(id); err != nil {
 					r.fail(err)
 					return false
 				}
-				r.workers[id] = w
+				r.mu.workers[id] = w
 			}
 			w.partitions = append(w.partitions, topicPartition{topic, p})
 		}
 	}
-	for _, w := range r.workers {
+	for _, w := range r.mu.workers {
 		w.start()
 	}
-	r.cfg.Metrics.tasks.Set(float64(len(r.workers)))
-	r.log.Info("tasks assigned", "tasks", len(r.workers))
+	r.cfg.Metrics.tasks.Set(float64(len(r.mu.workers)))
+	r.log.Info("tasks assigned", "tasks", len(r.mu.workers))
 	return true
 }
 
@@ -72,7 +72,7 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]i
 	defer r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
 	defer cancel()
-	r.closeWorkersLocked(ctx, r.fatal() == nil && r.sess == nil)
+	r.closeWorkersLocked(ctx, r.fatal() == nil && r.txn == nil)
 	r.endTransactionSoonLocked()
 }
 
@@ -92,8 +92,8 @@ func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, _ map[string][]int3
 // loss) even if it looks empty, so that the new tasks start in a fresh
 // one. REQUIRES: r.mu held.
 func (r *Runtime) endTransactionSoonLocked() {
-	if r.sess != nil {
-		r.endTxn = true
+	if r.txn != nil {
+		r.txn.endSoon = true
 		r.requestCommit()
 	}
 }
@@ -102,7 +102,7 @@ func (r *Runtime) endTransactionSoonLocked() {
 // leaving the group at shutdown (a failing app must not look rebalancing).
 func (r *Runtime) notifyRebalancing() {
 	r.mu.Lock()
-	closing := r.closing
+	closing := r.mu.closing
 	r.mu.Unlock()
 	if !closing {
 		r.notify(r.cfg.OnRebalancing)
@@ -113,7 +113,7 @@ func (r *Runtime) notifyRebalancing() {
 // set, and closes their tasks. It returns the partitions they had.
 // REQUIRES: r.mu held.
 func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) map[string][]int32 {
-	ws := r.workerList()
+	ws := r.workersLocked()
 	for _, w := range ws {
 		w.stopAndWait()
 	}
@@ -128,14 +128,14 @@ func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) map[strin
 	resume := map[string][]int32{}
 	now := time.Now()
 	for _, w := range ws {
-		r.released[w.task.ID().String()] = now
+		r.mu.released[w.task.ID().String()] = now
 		if err := w.task.Close(); err != nil {
 			r.log.Warn("closing task", "task", w.task.ID().String(), "err", err)
 		}
 		for _, tp := range w.partitions {
 			resume[tp.topic] = append(resume[tp.topic], tp.partition)
 		}
-		delete(r.workers, w.task.ID())
+		delete(r.mu.workers, w.task.ID())
 	}
 	if len(resume) > 0 {
 		r.cl.ResumeFetchPartitions(resume)

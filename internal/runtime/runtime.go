@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +36,7 @@ type Config struct {
 	// pauses its partitions (waitForRoom).
 	MaxBufferedPerPartition int
 	// PurgeInterval is how often consumed records of repartition topics
-	// are deleted (default 30s, Kafka Streams' repartition.purge.interval.ms).
+	// are deleted (Kafka Streams' repartition.purge.interval.ms).
 	PurgeInterval time.Duration
 	// OnRebalancing and OnRunning report the group state: called when a
 	// rebalance starts and when tasks are assigned and running.
@@ -76,56 +75,43 @@ type Config struct {
 // group. Run is its whole lifecycle.
 type Runtime struct {
 	cfg Config
-	log *slog.Logger
-	cl  *kgo.Client
-	// sess wraps cl under exactly-once (nil otherwise): it ends
-	// transactions, aborting those a rebalance interrupted.
-	sess *kgo.GroupTransactSession
-	adm  *kadm.Client
-	db   *state.DB // nil for stateless topologies
+	// log, cl, prod and subOf are set by Run's goroutine (log and subOf
+	// before the first client exists, cl and prod by connect before its
+	// group can call back), and read by every goroutine.
+	log  *slog.Logger
+	cl   *kgo.Client
 	prod *kafkaProducer
-	// subOf maps a topic to the sub-topology that reads it; set by Run.
+	// subOf maps a topic to the sub-topology that reads it.
 	subOf func(topic string) (int, bool)
+	// txn is the exactly-once transaction state; nil under at-least-once.
+	txn *txnSession
+	adm *kadm.Client
+	db  *state.DB // nil for stateless topologies
+	// repartition and changelogs hold the full names of the repartition
+	// and changelog topics; started is when the runtime was created.
+	// Read-only.
+	repartition, changelogs map[string]bool
+	started                 time.Time
 
 	// mu serializes task management and commits between the poll loop and
-	// the group callbacks.
-	mu      sync.Mutex
-	workers map[topology.TaskID]*worker // guarded by mu
-	closing bool                        // guarded by mu
-	// rejoining is set (under mu) once a failed transaction dooms the
-	// client: its callbacks then open no tasks. rejoins counts the
-	// rejoins since the last committed transaction (Run's goroutine).
-	rejoining bool
-	rejoins   int
-	// purgeable holds committed offsets of repartition topics not yet
-	// purged; lastPurge is when they last were. Guarded by mu.
-	purgeable kadm.Offsets
-	lastPurge time.Time
-	// repartition and changelogs hold the full names of the repartition
-	// and changelog topics.
-	repartition, changelogs map[string]bool
-	// txnErr is the first produce error since the transaction began that
-	// keeps it from committing (see endsTransaction). Guarded by txnErrMu.
-	txnErrMu sync.Mutex
-	txnErr   error
-	// lastTxnOffsets are the offsets of the last committed transaction
-	// (nil after an abort or a new client); endTxn says a rebalance
-	// happened since, so the transaction must end (abort) even if empty.
-	// Guarded by mu.
-	lastTxnOffsets map[string]map[int32]kgo.EpochOffset
-	endTxn         bool
-	// released holds when each task was last closed here, for the state
-	// cleaner; started is when the runtime was created. Guarded by mu.
-	released map[string]time.Time
-	started  time.Time
-
-	// pendingCallback is set while the group waits to call a rebalance
-	// callback that a commit blocks, and endCancel cancels the context of
-	// the transaction's End in progress (nil when none is). Guarded by
-	// endMu; see onCallbackBlocked.
-	endMu           sync.Mutex
-	pendingCallback bool
-	endCancel       context.CancelFunc
+	// the group callbacks. Lock order: mu before worker.mu and
+	// worker.flow (see the package doc).
+	mu struct {
+		sync.Mutex
+		workers map[topology.TaskID]*worker
+		// closing is set by shutdown: callbacks then open no tasks.
+		closing bool
+		// rejoining is set once a failed transaction dooms the client:
+		// its callbacks then open no tasks.
+		rejoining bool
+		// purgeable holds committed offsets of repartition topics not
+		// yet purged; lastPurge is when they last were.
+		purgeable kadm.Offsets
+		lastPurge time.Time
+		// released holds when each task was last closed here, for the
+		// state cleaner.
+		released map[string]time.Time
+	}
 
 	commitRequested chan struct{} // cap 1
 	room            chan struct{} // cap 1; a full worker worked its buffer down (see waitForRoom)
@@ -139,38 +125,29 @@ type Runtime struct {
 	cancelProduce context.CancelFunc
 }
 
-// New returns a runtime for cfg; Run starts it.
+// New returns a runtime for cfg; Run starts it. cfg is used as given:
+// package stream applies the defaults (stream.Config.withDefaults).
 func New(cfg Config) *Runtime {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics, _ = NewMetrics(nil, cfg.AppID) // a private registry cannot clash
-	}
-	if cfg.MaxBufferedPerPartition <= 0 {
-		cfg.MaxBufferedPerPartition = 1000
-	}
-	if cfg.PurgeInterval <= 0 {
-		cfg.PurgeInterval = 30 * time.Second
-	}
-	repartition := internalTopics(cfg, topology.Repartition)
 	produceCtx, cancelProduce := context.WithCancel(context.Background())
-	return &Runtime{
+	r := &Runtime{
 		produceCtx:      produceCtx,
 		cancelProduce:   cancelProduce,
 		cfg:             cfg,
 		log:             cfg.Logger.With("app", cfg.AppID),
-		workers:         map[topology.TaskID]*worker{},
-		purgeable:       kadm.Offsets{},
-		lastPurge:       time.Now(),
-		repartition:     repartition,
+		repartition:     internalTopics(cfg, topology.Repartition),
 		changelogs:      internalTopics(cfg, topology.Changelog),
-		released:        map[string]time.Time{},
 		started:         time.Now(),
 		commitRequested: make(chan struct{}, 1),
 		room:            make(chan struct{}, 1),
 		failed:          make(chan struct{}),
 	}
+	if cfg.ExactlyOnce {
+		r.txn = &txnSession{}
+	}
+	r.mu.workers = map[topology.TaskID]*worker{}
+	r.mu.purgeable, r.mu.lastPurge = kadm.Offsets{}, time.Now()
+	r.mu.released = map[string]time.Time{}
+	return r
 }
 
 // fail records the first fatal error, wakes the poll loop and fails the
@@ -237,42 +214,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	topics, subOf := r.subscription()
 	r.subOf = subOf
 	bal := &balancer{subOf: subOf}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(r.cfg.Brokers...),
-		kgo.WithLogger(kgoLogger{r.log}),
-		kgo.ConsumerGroup(r.cfg.AppID),
-		kgo.ConsumeTopics(topics...),
-		kgo.Balancers(bal),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsRevoked(r.onRevoked),
-		kgo.OnPartitionsLost(r.onLost),
-		kgo.OnPartitionsCallbackBlocked(r.onCallbackBlocked),
-		kgo.RecordPartitioner(newPartitioner()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.AdjustFetchOffsetsFn(r.applyOffsetResets),
-		kgo.MetadataMinAge(time.Second),
-		// Kafka's fetch.max.wait.ms default, which Kafka Streams keeps;
-		// franz-go's 5s would hold back a resumed partition that long
-		// when the broker's other partitions are idle (waitForRoom).
-		kgo.FetchMaxWait(500 * time.Millisecond),
-		// No kgo.RecordDeliveryTimeout: franz-go counts it from the
-		// record's timestamp, which is the input's (often older) event
-		// time here. Undeliverable records are retried; shutdown bounds
-		// the wait with closeTimeout.
-	}
-	if slices.ContainsFunc(r.cfg.Topology.Nodes(), func(n *topology.Node) bool { return n.Pattern != nil }) {
-		opts = append(opts, kgo.ConsumeRegex())
-	}
-	if txnID != "" {
-		opts = append(opts, kgo.TransactionalID(txnID), kgo.TransactionTimeout(r.cfg.TransactionTimeout),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	// The admin client learns about the internal topics it creates; a
-	// short metadata age lets it find them soon after.
-	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log}), kgo.MetadataMinAge(250 * time.Millisecond)}, r.cfg.ClientOpts...)...)
+	adminCl, err := r.newAdminClient()
 	if err != nil {
-		return fmt.Errorf("runtime: creating admin client: %w", err)
+		return err
 	}
 	defer adminCl.Close()
 	r.adm = kadm.NewClient(adminCl)
@@ -283,7 +227,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		return err
 	}
 	for {
-		if err := r.connect(opts, bal); err != nil {
+		if err := r.connect(topics, bal, txnID); err != nil {
 			return err
 		}
 		r.notify(r.cfg.OnRebalancing)
@@ -292,8 +236,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 		if !errors.As(err, &rejoin) || ctx.Err() != nil || r.fatal() != nil {
 			break
 		}
-		if r.rejoins++; r.rejoins > maxRejoins {
-			r.fail(fmt.Errorf("runtime: %d transactions in a row failed, giving up: %w", r.rejoins, err))
+		if r.txn.rejoins++; r.txn.rejoins > maxRejoins {
+			r.fail(fmt.Errorf("runtime: %d transactions in a row failed, giving up: %w", r.txn.rejoins, err))
 			break
 		}
 		// poll closed the tasks without committing.
@@ -350,17 +294,17 @@ func (r *Runtime) shutdown(err error) {
 	r.blockRebalances()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closing = true
+	r.mu.closing = true
 	unblock := time.AfterFunc(closeTimeout, r.cancelProduce) // frees tasks blocked in Produce
 	defer unblock.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	r.closeWorkersLocked(ctx, err == nil && r.fatal() == nil)
-	if r.sess != nil {
+	if r.txn != nil {
 		// Whatever the closing tasks produced since the last commit is
 		// aborted now rather than at the transaction timeout, so readers
 		// of these partitions (read_committed) are not held back.
-		if _, err := r.sess.End(ctx, kgo.TryAbort); err != nil {
+		if _, err := r.txn.sess.End(ctx, kgo.TryAbort); err != nil {
 			r.log.Warn("aborting the open transaction", "err", err)
 		}
 	}

@@ -1,5 +1,3 @@
-// Package runtime runs topologies: tasks, the poll and dispatch loop, the
-// commit protocol, the group balancer and internal topic management.
 package runtime
 
 import (
@@ -269,19 +267,16 @@ func (t *Task) process(rec *kgo.Record) error {
 	if errors.As(err, new(*handledError)) {
 		return err // the handler already said to fail
 	}
-	ectx := topology.ErrorContext{
-		Task: t.cfg.ID, Record: t.current, Valid: true,
-		Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
-	}
 	handler, reason := t.cfg.OnProcessingError, "processing"
+	var node string
 	var de *topology.DeserializationError
 	if errors.As(err, &de) {
-		handler, reason = t.cfg.OnDeserializationError, "deserialization"
-		ectx.Node = de.Node
+		handler, reason, node = t.cfg.OnDeserializationError, "deserialization", de.Node
 	} else {
 		err = t.processingError(err, true)
-		ectx.Node = err.(*topology.ProcessingError).Node
+		node = err.(*topology.ProcessingError).Node
 	}
+	ectx := errorContext(t.cfg.ID, node, t.current, true, 0, rec)
 	if handler == nil || handler(ectx, err) != topology.Continue {
 		return err
 	}

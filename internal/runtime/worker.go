@@ -26,24 +26,33 @@ type worker struct {
 	rt         *Runtime
 	partitions []topicPartition // guarded by rt.mu
 
-	// mu is held while the task processes records.
-	mu sync.Mutex
+	// mu is held while the task processes records, and by the committer
+	// to hold it at a barrier between records. Lock order: rt.mu, then
+	// mu, then inbox.
+	mu struct {
+		sync.Mutex
+		// restored is set once the task's stores are restored; until
+		// then the committer leaves the task alone.
+		restored bool
+	}
 
-	inboxMu  sync.Mutex
-	inbox    [][]*kgo.Record // guarded by inboxMu
-	buffered atomic.Int64    // records handed over and not yet processed
+	// inbox holds the fetched records the poll loop handed over and the
+	// task has not taken yet.
+	inbox struct {
+		sync.Mutex
+		recs [][]*kgo.Record
+	}
+	buffered atomic.Int64 // records handed over and not yet processed
 
-	// flowMu guards the backpressure state (see Runtime.waitForRoom),
-	// set by the poll loop and cleared by the worker in drained.
-	flowMu    sync.Mutex
-	full      bool               // the task held more than its limit
-	fullSince time.Time          // when full was set
-	roomAt    int64              // full ends once buffered is down to this
-	paused    map[string][]int32 // the task's paused partitions, or nil
-
-	// restored is set (under mu) once the task's stores are restored;
-	// until then the committer leaves the task alone.
-	restored bool
+	// flow is the backpressure state (see Runtime.waitForRoom), set by
+	// the poll loop (under rt.mu) and cleared by the worker in drained.
+	flow struct {
+		sync.Mutex
+		full      bool               // the task held more than its limit
+		fullSince time.Time          // when full was set
+		roomAt    int64              // full ends once buffered is down to this
+		paused    map[string][]int32 // the task's paused partitions, or nil
+	}
 
 	wake    chan struct{} // cap 1
 	stop    chan struct{}
@@ -75,9 +84,9 @@ func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
 
 // enqueue hands records to the worker.
 func (w *worker) enqueue(recs []*kgo.Record) {
-	w.inboxMu.Lock()
-	w.inbox = append(w.inbox, recs)
-	w.inboxMu.Unlock()
+	w.inbox.Lock()
+	w.inbox.recs = append(w.inbox.recs, recs)
+	w.inbox.Unlock()
 	w.buffered.Add(int64(len(recs)))
 	select {
 	case w.wake <- struct{}{}:
@@ -139,7 +148,7 @@ func (w *worker) run() {
 	if err != nil {
 		w.rt.fail(err) // under w.mu: the committer must not commit this task
 	}
-	w.restored = err == nil
+	w.mu.restored = err == nil
 	w.mu.Unlock()
 	if err != nil {
 		return
@@ -184,10 +193,10 @@ func (w *worker) processBatch() (int, error) {
 	if w.halted() {
 		return 0, nil // halted at a barrier (see halt)
 	}
-	w.inboxMu.Lock()
-	inbox := w.inbox
-	w.inbox = nil
-	w.inboxMu.Unlock()
+	w.inbox.Lock()
+	inbox := w.inbox.recs
+	w.inbox.recs = nil
+	w.inbox.Unlock()
 	for _, recs := range inbox {
 		w.task.Add(recs)
 	}
