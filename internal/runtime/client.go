@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -49,7 +50,7 @@ func (r *Runtime) subscription() (topics []string, subOf func(string) (int, bool
 // group member, the admin client, the restore consumers) gets its options
 // here.
 func (r *Runtime) clientOpts(opts ...kgo.Opt) []kgo.Opt {
-	all := []kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log})}
+	all := []kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log, r.cfg.ClientLogLevel})}
 	all = append(all, opts...)
 	return append(all, r.cfg.ClientOpts...)
 }
@@ -136,7 +137,7 @@ func (r *Runtime) connect(topics []string, bal *balancer, txnID string) error {
 			return
 		}
 		if r.assign(assigned) {
-			r.notify(r.cfg.OnRunning) // outside r.mu: it calls user code
+			r.events.RebalanceEnd(event.RebalanceInfo{}) // outside r.mu: it calls user code
 		}
 	})
 	var sess *kgo.GroupTransactSession
@@ -193,20 +194,30 @@ func (r *Runtime) applyOffsetResets(_ context.Context, offsets map[string]map[in
 	return offsets, nil
 }
 
-// kgoLogger forwards franz-go's logs to slog.
-type kgoLogger struct{ log *slog.Logger }
+// kgoLogger forwards franz-go's logs to slog, those below min aside:
+// franz-go logs every commit's flush at info, which would drown Runnel's
+// own logs.
+type kgoLogger struct {
+	log *slog.Logger
+	min slog.Level
+}
 
+// Level implements kgo.Logger: the most verbose level both min and the
+// logger let through.
 func (l kgoLogger) Level() kgo.LogLevel {
 	switch ctx := context.Background(); {
-	case l.log.Enabled(ctx, slog.LevelDebug):
+	case l.min <= slog.LevelDebug && l.log.Enabled(ctx, slog.LevelDebug):
 		return kgo.LogLevelDebug
-	case l.log.Enabled(ctx, slog.LevelInfo):
+	case l.min <= slog.LevelInfo && l.log.Enabled(ctx, slog.LevelInfo):
 		return kgo.LogLevelInfo
-	default:
+	case l.min <= slog.LevelWarn:
 		return kgo.LogLevelWarn
+	default:
+		return kgo.LogLevelError
 	}
 }
 
+// Log implements kgo.Logger.
 func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	lvl := slog.LevelDebug
 	switch level {

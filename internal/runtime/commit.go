@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,6 +35,7 @@ func (r *Runtime) blockRebalances() {
 // to persist fail the commit, so their inputs are never committed.
 // REQUIRES: r.mu held.
 func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
+	started := time.Now()
 	for _, w := range ws {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -66,7 +69,8 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		}
 	}
 	if r.txn != nil {
-		if err := r.commitTransactionLocked(offsets); err != nil {
+		committed, err := r.commitTransactionLocked(offsets)
+		if err != nil {
 			// Aborted or failed: the tasks go back to the last commit
 			// (restartTasksLocked, or Run's rejoin). Until they are
 			// closed their workers must not process another record:
@@ -77,6 +81,9 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 				w.halt()
 			}
 			return err
+		}
+		if committed {
+			r.committedLocked(ws, offsets, started)
 		}
 		return r.commitStatesLocked(ws)
 	}
@@ -109,7 +116,7 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		r.log.Warn("offset commit failed; records since the last commit will be processed again", "err", commitErr)
 		return nil
 	}
-	r.committedLocked(offsets)
+	r.committedLocked(ws, offsets, started)
 	return nil
 }
 
@@ -127,10 +134,10 @@ func (r *Runtime) commitStatesLocked(ws []*worker) error {
 	return nil
 }
 
-// committedLocked counts a successful commit and remembers the committed
-// offsets of repartition topics for purging.
-func (r *Runtime) committedLocked(offsets map[string]map[int32]kgo.EpochOffset) {
-	r.cfg.Metrics.commits.Inc()
+// committedLocked reports a successful commit of the workers ws, started
+// at started, and remembers the committed offsets of repartition topics
+// for purging. REQUIRES: r.mu held, workers at the barrier.
+func (r *Runtime) committedLocked(ws []*worker, offsets map[string]map[int32]kgo.EpochOffset, started time.Time) {
 	for topic, ps := range offsets {
 		if r.repartition[topic] {
 			for p, o := range ps {
@@ -138,6 +145,15 @@ func (r *Runtime) committedLocked(offsets map[string]map[int32]kgo.EpochOffset) 
 			}
 		}
 	}
+	info := event.CommitInfo{Duration: time.Since(started)}
+	for _, ps := range offsets {
+		info.Partitions += len(ps)
+	}
+	for _, w := range ws {
+		info.Records += w.mu.processed
+		w.mu.processed = 0
+	}
+	r.events.Commit(info)
 }
 
 // requestCommit asks the poll loop for a commit at its next turn.

@@ -63,7 +63,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 					// task on it.
 					r.mu.Lock()
 					r.mu.rejoining = true
-					r.closeWorkersLocked(context.Background(), false)
+					r.closeWorkersLocked(context.Background(), false, false)
 					r.mu.Unlock()
 					r.cl.AllowRebalance()
 					return err

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -147,7 +148,7 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 	}
 	if r.cfg.OnProductionError != nil && r.cfg.OnProductionError(ectx, err) == topology.Continue {
 		r.log.Warn("dropping record that failed to produce", "topic", rec.Topic, "err", err)
-		r.cfg.Metrics.skipped.WithLabelValues("production").Inc()
+		r.events.RecordSkipped(event.SkipInfo{Reason: "production", Topic: rec.Topic, Partition: rec.Partition, Offset: -1, Valid: true, Err: err})
 		return
 	}
 	r.fail(err)

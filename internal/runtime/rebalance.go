@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -15,7 +16,7 @@ import (
 // committed tail), as its input does (the aborting session rewound the
 // consumer to the committed offsets). REQUIRES: r.mu held.
 func (r *Runtime) restartTasksLocked() {
-	assigned := r.closeWorkersLocked(context.Background(), false)
+	assigned := r.closeWorkersLocked(context.Background(), false, false)
 	r.assignLocked(assigned)
 }
 
@@ -54,8 +55,7 @@ func (r *Runtime) assignLocked(assigned map[string][]int32) bool {
 	for _, w := range r.mu.workers {
 		w.start()
 	}
-	r.cfg.Metrics.tasks.Set(float64(len(r.mu.workers)))
-	r.log.Info("tasks assigned", "tasks", len(r.mu.workers))
+	r.events.TasksAssigned(event.TasksInfo{Tasks: workerTasks(r.workersLocked())})
 	return true
 }
 
@@ -67,12 +67,12 @@ func (r *Runtime) assignLocked(assigned map[string][]int32) bool {
 // those records again, from the last commit.
 func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
 	r.callbackRuns()
-	r.notifyRebalancing()
+	r.notifyRebalancing("revoke")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, closeTimeout)
 	defer cancel()
-	r.closeWorkersLocked(ctx, r.fatal() == nil && r.txn == nil)
+	r.closeWorkersLocked(ctx, r.fatal() == nil && r.txn == nil, false)
 	r.endTransactionSoonLocked()
 }
 
@@ -80,10 +80,10 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, _ map[string][]i
 // own the partitions.
 func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, _ map[string][]int32) {
 	r.callbackRuns()
-	r.notifyRebalancing()
+	r.notifyRebalancing("lost")
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closeWorkersLocked(ctx, false)
+	r.closeWorkersLocked(ctx, false, true)
 	r.endTransactionSoonLocked()
 }
 
@@ -100,19 +100,19 @@ func (r *Runtime) endTransactionSoonLocked() {
 
 // notifyRebalancing reports a rebalance, unless the revocation comes from
 // leaving the group at shutdown (a failing app must not look rebalancing).
-func (r *Runtime) notifyRebalancing() {
+func (r *Runtime) notifyRebalancing(reason string) {
 	r.mu.Lock()
 	closing := r.mu.closing
 	r.mu.Unlock()
 	if !closing {
-		r.notify(r.cfg.OnRebalancing)
+		r.events.RebalanceStart(event.RebalanceInfo{Reason: reason})
 	}
 }
 
 // closeWorkersLocked stops all workers, commits their work if commit is
-// set, and closes their tasks. It returns the partitions they had.
-// REQUIRES: r.mu held.
-func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) map[string][]int32 {
+// set, and closes their tasks; lost says the group took them away. It
+// returns the partitions they had. REQUIRES: r.mu held.
+func (r *Runtime) closeWorkersLocked(ctx context.Context, commit, lost bool) map[string][]int32 {
 	ws := r.workersLocked()
 	for _, w := range ws {
 		w.stopAndWait()
@@ -140,6 +140,17 @@ func (r *Runtime) closeWorkersLocked(ctx context.Context, commit bool) map[strin
 	if len(resume) > 0 {
 		r.cl.ResumeFetchPartitions(resume)
 	}
-	r.cfg.Metrics.tasks.Set(0)
+	if len(ws) > 0 {
+		r.events.TasksRevoked(event.TasksInfo{Tasks: workerTasks(ws), Lost: lost})
+	}
 	return resume
+}
+
+// workerTasks returns the tasks of ws, in order.
+func workerTasks(ws []*worker) []topology.TaskID {
+	ids := make([]topology.TaskID, len(ws))
+	for i, w := range ws {
+		ids[i] = w.task.ID()
+	}
+	return ids
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/event"
 )
 
 // Changelogs reads changelog partitions for restoration. The runtime
@@ -22,19 +23,20 @@ type Changelogs interface {
 // Restore brings the task's logged stores up to the end of their
 // changelogs, from each store's checkpoint when its local state is usable
 // and from the start otherwise. It must finish before the task processes.
-func (t *Task) Restore(ctx context.Context, cl Changelogs, listener state.RestoreListener) error {
+// It reports its progress to the task's event listener.
+func (t *Task) Restore(ctx context.Context, cl Changelogs) error {
 	for _, st := range t.storeList {
 		if st.changelog == "" {
 			continue
 		}
-		if err := t.restoreStore(ctx, cl, listener, st); err != nil {
+		if err := t.restoreStore(ctx, cl, st); err != nil {
 			return fmt.Errorf("task %s: restoring store %q from %s: %w", t.cfg.ID, st.spec.Name, st.changelog, err)
 		}
 	}
 	return nil
 }
 
-func (t *Task) restoreStore(ctx context.Context, cl Changelogs, listener state.RestoreListener, st *taskStore) error {
+func (t *Task) restoreStore(ctx context.Context, cl Changelogs, st *taskStore) error {
 	name, topic, p := st.spec.Name, st.changelog, t.cfg.ID.Partition
 	first, end, err := cl.Bounds(ctx, topic, p)
 	if err != nil {
@@ -59,18 +61,15 @@ func (t *Task) restoreStore(ctx context.Context, cl Changelogs, listener state.R
 			return err
 		}
 		from = first
-		if end > first {
-			t.log.Info("restoring store fully from its changelog", "store", name, "reason", reason, "topic", topic, "partition", p, "records", end-first)
-		}
 	}
 	st.position = from
 	if from >= end {
 		st.position = end
 		return nil
 	}
-	if listener != nil {
-		listener.OnRestoreStart(topic, p, name, from, end)
-	}
+	info := event.RestoreInfo{Task: t.cfg.ID, Store: name, Topic: topic, Partition: p, StartOffset: from, EndOffset: end, FullReason: reason}
+	t.cfg.Events.RestoreStart(info)
+	info.FullReason = ""
 	started := time.Now()
 	var total int64
 	err = cl.Read(ctx, topic, p, from, end, func(writes []state.Write, next int64) error {
@@ -79,22 +78,14 @@ func (t *Task) restoreStore(ctx context.Context, cl Changelogs, listener state.R
 		}
 		total += int64(len(writes))
 		st.position = next
-		if t.cfg.OnRestored != nil {
-			t.cfg.OnRestored(len(writes))
-		}
-		if listener != nil {
-			listener.OnBatchRestored(topic, p, name, next, int64(len(writes)))
-		}
+		info.Offset, info.Records = next, int64(len(writes))
+		t.cfg.Events.RestoreProgress(info)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	secs := time.Since(started).Seconds()
-	t.log.Info("restored store", "store", name, "topic", topic, "partition", p, "from", from, "to", end,
-		"records", total, "seconds", secs, "records_per_second", int64(float64(total)/max(secs, 1e-9)))
-	if listener != nil {
-		listener.OnRestoreEnd(topic, p, name, total)
-	}
+	info.Offset, info.Records, info.Duration = end, total, time.Since(started)
+	t.cfg.Events.RestoreEnd(info)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -38,9 +39,12 @@ type Config struct {
 	// PurgeInterval is how often consumed records of repartition topics
 	// are deleted (Kafka Streams' repartition.purge.interval.ms).
 	PurgeInterval time.Duration
-	// OnRebalancing and OnRunning report the group state: called when a
-	// rebalance starts and when tasks are assigned and running.
-	OnRebalancing, OnRunning func()
+	// Events receives the runtime's events, besides its metrics and
+	// logs. All its functions are set (event.Listener.EnsureDefaults).
+	Events event.Listener
+	// ClientLogLevel is the level below which franz-go's own logs are
+	// dropped.
+	ClientLogLevel slog.Level
 	// OnFailing is called when the runtime starts shutting down after a
 	// failure, before it closes the tasks and leaves the group.
 	OnFailing func()
@@ -52,8 +56,6 @@ type Config struct {
 	StateFS  vfs.FS
 	// CacheMaxBytes is the record cache budget of each task.
 	CacheMaxBytes int64
-	// RestoreListener, when set, observes restoration.
-	RestoreListener state.RestoreListener
 	// StateCleanupDelay is how long the local state of a task this
 	// instance does not own is kept before it is deleted (0: kept).
 	StateCleanupDelay time.Duration
@@ -83,6 +85,9 @@ type Runtime struct {
 	prod *kafkaProducer
 	// subOf maps a topic to the sub-topology that reads it.
 	subOf func(topic string) (int, bool)
+	// events is cfg.Events teed with the metrics and the logs; set by Run
+	// before the first client exists.
+	events event.Listener
 	// txn is the exactly-once transaction state; nil under at-least-once.
 	txn *txnSession
 	adm *kadm.Client
@@ -211,6 +216,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		txnID = r.cfg.AppID + "-" + id
 		r.log = r.log.With("transactional_id", txnID)
 	}
+	r.events = event.Tee(event.Tee(r.cfg.Metrics.listener(), loggingListener(r.log)), r.cfg.Events)
 	topics, subOf := r.subscription()
 	r.subOf = subOf
 	bal := &balancer{subOf: subOf}
@@ -230,7 +236,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		if err := r.connect(topics, bal, txnID); err != nil {
 			return err
 		}
-		r.notify(r.cfg.OnRebalancing)
+		r.events.RebalanceStart(event.RebalanceInfo{Reason: "join"})
 		err = r.poll(ctx)
 		var rejoin *rejoinError
 		if !errors.As(err, &rejoin) || ctx.Err() != nil || r.fatal() != nil {
@@ -247,7 +253,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	var rejoin *rejoinError
 	cancelledRejoin := errors.As(err, &rejoin) && ctx.Err() != nil && r.fatal() == nil
 	if (err != nil && !cancelledRejoin) || r.fatal() != nil {
-		r.notify(r.cfg.OnFailing)
+		r.cfg.OnFailing()
 	}
 	r.shutdown(err) // err set: nothing more is committed
 	r.cl.AllowRebalance()
@@ -276,12 +282,6 @@ type rejoinError struct{ err error }
 func (e *rejoinError) Error() string { return e.err.Error() }
 func (e *rejoinError) Unwrap() error { return e.err }
 
-func (r *Runtime) notify(fn func()) {
-	if fn != nil {
-		fn()
-	}
-}
-
 // closeTimeout bounds closing the tasks at shutdown or revocation: the
 // final flush and commit, and (at shutdown) how long a task may stay
 // blocked producing. Past it Run fails instead of hanging when the cluster
@@ -299,7 +299,7 @@ func (r *Runtime) shutdown(err error) {
 	defer unblock.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	r.closeWorkersLocked(ctx, err == nil && r.fatal() == nil)
+	r.closeWorkersLocked(ctx, err == nil && r.fatal() == nil, false)
 	if r.txn != nil {
 		// Whatever the closing tasks produced since the last commit is
 		// aborted now rather than at the transaction timeout, so readers

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -38,9 +39,9 @@ type TaskConfig struct {
 	OnProcessingError      topology.ErrorHandler
 	// DeadLetterTopic, when set, receives every record a handler skipped.
 	DeadLetterTopic string
-	// OnSkip is called for every record skipped, with the reason
-	// ("deserialization", "processing" or "invalid_timestamp").
-	OnSkip func(reason string)
+	// Events receives the task's events: skipped records and
+	// restoration. Nil functions are no-ops.
+	Events event.Listener
 	// OnCommitRequest is called when a processor asks for a commit, and
 	// when the uncommitted state grows past MaxUncommittedStateBytes.
 	OnCommitRequest func()
@@ -52,9 +53,6 @@ type TaskConfig struct {
 	State *state.DB
 	// CacheMaxBytes is the task's record cache budget (0: no caching).
 	CacheMaxBytes int64
-	// OnRestored is called with the number of changelog records of each
-	// restored batch.
-	OnRestored func(n int)
 }
 
 // Task runs one subtopology for one partition number: it owns an instance of
@@ -123,6 +121,7 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 	if cfg.MaxUncommittedStateBytes <= 0 {
 		cfg.MaxUncommittedStateBytes = DefaultMaxUncommittedStateBytes
 	}
+	cfg.Events.EnsureDefaults()
 	t := &Task{
 		cfg:        cfg,
 		log:        cfg.Logger.With("task", cfg.ID.String()),
@@ -281,7 +280,7 @@ func (t *Task) process(rec *kgo.Record) error {
 		return err
 	}
 	t.log.Warn("skipping record", "reason", reason, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-	t.RecordSkipped(reason)
+	t.skipped(reason, node, err)
 	return t.deadLetter(ectx, err)
 }
 
@@ -393,10 +392,15 @@ func (t *Task) RequestCommit() {
 }
 
 // RecordSkipped implements topology.TaskContext.
-func (t *Task) RecordSkipped(reason string) {
-	if t.cfg.OnSkip != nil {
-		t.cfg.OnSkip(reason)
-	}
+func (t *Task) RecordSkipped(node, reason string) { t.skipped(reason, node, nil) }
+
+// skipped reports that the record being processed (if any) was skipped
+// by node, for reason, after err (nil when dropped on purpose).
+func (t *Task) skipped(reason, node string, err error) {
+	t.cfg.Events.RecordSkipped(event.SkipInfo{
+		Reason: reason, Task: t.cfg.ID, Node: node, Err: err, Valid: t.inRecord,
+		Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset,
+	})
 }
 
 // Send implements topology.TaskContext.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -93,23 +94,25 @@ func (s *txnSession) takeErr() error {
 // begins the next transaction before returning, so tasks always produce
 // into an open one. It returns errAborted when Kafka aborted the
 // transaction, and a *rejoinError when the producer cannot go on (fenced,
-// or out of retries). REQUIRES: r.mu held, workers at the barrier,
-// producer flushed.
-func (r *Runtime) commitTransactionLocked(offsets map[string]map[int32]kgo.EpochOffset) error {
+// or out of retries); committed is false when there was nothing to
+// commit. REQUIRES: r.mu held, workers at the barrier, producer flushed.
+func (r *Runtime) commitTransactionLocked(offsets map[string]map[int32]kgo.EpochOffset) (committed bool, err error) {
 	s := r.txn
 	txnErr := s.takeErr()
 	if txnErr == nil && !s.endSoon && r.prod.sent.Load() == 0 && maps.EqualFunc(offsets, s.lastOffsets, maps.Equal) {
 		// Nothing produced or processed since the last commit: an empty
 		// transaction costs requests (and see setTxnOffsets).
-		return nil
+		return false, nil
 	}
 	r.prod.sent.Store(0)
 	// Until End succeeds, the next commit must not be skipped.
 	s.lastOffsets, s.endSoon = nil, true
-	committed, err := s.end(offsets, r.cl.CommittedOffsets(), func(pending bool) kgo.TransactionEndTry {
+	abort := event.AbortInfo{Reason: event.AbortKafka}
+	committed, err = s.end(offsets, r.cl.CommittedOffsets(), func(pending bool) kgo.TransactionEndTry {
 		switch {
 		case txnErr != nil:
 			r.log.Warn("aborting the transaction: a record in it failed to produce", "err", txnErr)
+			abort = event.AbortInfo{Reason: event.AbortProduceError, Err: txnErr}
 			return kgo.TryAbort
 		case pending:
 			// The group is rebalancing, or has evicted this member: the
@@ -117,22 +120,21 @@ func (r *Runtime) commitTransactionLocked(offsets map[string]map[int32]kgo.Epoch
 			// run, or End would wait for a heartbeat that never comes
 			// (see callbackBlocked).
 			r.log.Info("aborting the transaction: the group is rebalancing")
+			abort.Reason = event.AbortRebalance
 			return kgo.TryAbort
 		}
 		return kgo.TryCommit
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	s.endSoon = false
 	if !committed {
-		r.cfg.Metrics.aborts.Inc()
-		r.log.Info("transaction aborted; the records since the last commit will be processed again")
-		return errAborted
+		r.events.TransactionAbort(abort)
+		return false, errAborted
 	}
 	s.lastOffsets, s.rejoins = offsets, 0
-	r.committedLocked(offsets)
-	return nil
+	return true, nil
 }
 
 // end ends the open transaction, committing offsets (see setTxnOffsets;

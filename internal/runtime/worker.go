@@ -34,6 +34,8 @@ type worker struct {
 		// restored is set once the task's stores are restored; until
 		// then the committer leaves the task alone.
 		restored bool
+		// processed counts the records processed since the last commit.
+		processed int64
 	}
 
 	// inbox holds the fetched records the poll loop handed over and the
@@ -66,12 +68,11 @@ type worker struct {
 func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
 	task, err := NewTask(TaskConfig{
 		State: r.db, CacheMaxBytes: r.cfg.CacheMaxBytes,
-		OnRestored: func(n int) { r.cfg.Metrics.restored.Add(float64(n)) },
-		AppID:      r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
+		AppID: r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
 		OnDeserializationError:   r.cfg.OnDeserializationError,
 		OnProcessingError:        r.cfg.OnProcessingError,
 		DeadLetterTopic:          r.cfg.DeadLetterTopic,
-		OnSkip:                   func(reason string) { r.cfg.Metrics.skipped.WithLabelValues(reason).Inc() },
+		Events:                   r.events,
 		OnCommitRequest:          r.requestCommit,
 		MaxUncommittedStateBytes: r.cfg.MaxUncommittedStateBytes,
 	})
@@ -133,7 +134,7 @@ func (w *worker) halted() bool {
 
 func (w *worker) run() {
 	defer close(w.done)
-	if err := w.task.Restore(w.ctx, changelogReader{w.rt}, w.rt.cfg.RestoreListener); err != nil {
+	if err := w.task.Restore(w.ctx, changelogReader{w.rt}); err != nil {
 		if w.ctx.Err() == nil {
 			w.rt.fail(err)
 		}
@@ -213,6 +214,7 @@ func (w *worker) processBatch() (int, error) {
 		}
 	}
 	w.buffered.Add(-int64(n))
+	w.mu.processed += int64(n)
 	w.rt.cfg.Metrics.processed.Add(float64(n))
 	if err == nil {
 		err = w.task.PunctuateWallClock(time.Now())

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/runnel-dev/runnel/internal/runtime"
 	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -149,7 +150,7 @@ func New(t *topology.Topology, cfg Config) (*Driver, error) {
 			OnProcessingError:      d.handler(cfg.ProcessingErrorHandler),
 			DeadLetterTopic:        cfg.DeadLetterQueueTopic,
 			State:                  d.db,
-			OnSkip:                 func(reason string) { d.skipped[reason]++ },
+			Events:                 event.Listener{RecordSkipped: func(info event.SkipInfo) { d.skipped[info.Reason]++ }},
 			CacheMaxBytes:          cacheBytes,
 		})
 		if err != nil {
