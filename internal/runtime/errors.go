@@ -28,7 +28,7 @@ func (t *Task) handleError(err error, what string) error {
 		return &handledError{err}
 	}
 	t.log.Warn(what+" failed, continuing", "node", pe.Node, "err", err)
-	t.skipped("processing", pe.Node, err)
+	t.skipped("processing", pe.Node, pe.Valid, err)
 	return nil
 }
 

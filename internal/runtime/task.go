@@ -280,7 +280,7 @@ func (t *Task) process(rec *kgo.Record) error {
 		return err
 	}
 	t.log.Warn("skipping record", "reason", reason, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-	t.skipped(reason, node, err)
+	t.skipped(reason, node, true, err)
 	return t.deadLetter(ectx, err)
 }
 
@@ -392,13 +392,14 @@ func (t *Task) RequestCommit() {
 }
 
 // RecordSkipped implements topology.TaskContext.
-func (t *Task) RecordSkipped(node, reason string) { t.skipped(reason, node, nil) }
+func (t *Task) RecordSkipped(node, reason string) { t.skipped(reason, node, t.inRecord, nil) }
 
-// skipped reports that the record being processed (if any) was skipped
-// by node, for reason, after err (nil when dropped on purpose).
-func (t *Task) skipped(reason, node string, err error) {
+// skipped reports that the record being processed (valid: there is one)
+// was skipped by node, for reason, after err (nil when dropped on
+// purpose).
+func (t *Task) skipped(reason, node string, valid bool, err error) {
 	t.cfg.Events.RecordSkipped(event.SkipInfo{
-		Reason: reason, Task: t.cfg.ID, Node: node, Err: err, Valid: t.inRecord,
+		Reason: reason, Task: t.cfg.ID, Node: node, Err: err, Valid: valid,
 		Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset,
 	})
 }
