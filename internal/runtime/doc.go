@@ -14,6 +14,7 @@
 //   - rebalance.go: the group callbacks, opening and closing tasks
 //   - housekeeping.go: purging repartition topics, cleaning unowned state
 //   - producer.go: the producer and its delivery callback
+//   - events.go, metrics.go: the logging and metrics event listeners
 //   - worker.go: the goroutine that owns a task
 //   - task.go, errors.go, stores.go, restore.go, punctuate.go: a task
 //     (processing, error routing, stores, restoration, punctuation)
@@ -57,7 +58,11 @@
 // worker alone (drained), txnSession.mu and kafkaProducer.mu by the
 // produce goroutines alone: they are leaves, held for a few instructions.
 // blockRebalances waits for a rebalance in progress, whose callbacks take
-// Runtime.mu, so it must be called without Runtime.mu held. No lock is
-// held while user code other than the topology's processors runs (state
-// listener callbacks, error handlers of production errors).
+// Runtime.mu, so it must be called without Runtime.mu held. The event
+// listener (Config.Events, teed with the metrics and the logs in
+// events.go) is called where events happen, with Runtime.mu held for
+// assignment, revocation and commits: its functions must not block or
+// call back into the runtime. RebalanceStart and RebalanceEnd, which
+// drive the App's state listener, are called with no lock held, as are
+// the error handlers of production errors.
 package runtime
