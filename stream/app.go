@@ -9,6 +9,8 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/runtime"
+	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 )
 
@@ -61,6 +63,9 @@ type App struct {
 	topo *topology.Topology
 	cfg  Config
 	rt   *runtime.Runtime
+	// events is the user's EventListener (no-ops when none), fed the
+	// state changes.
+	events event.Listener
 
 	// changeMu serializes state changes with their listener calls, which
 	// come from several goroutines (Run, ctx's AfterFunc, group callbacks),
@@ -99,6 +104,24 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("%w: Config.Registerer: %w", ErrConfig, err)
 	}
 	a := &App{topo: topo, cfg: cfg}
+	if cfg.EventListener != nil {
+		a.events = *cfg.EventListener
+	}
+	a.events.EnsureDefaults()
+	// The runtime's events also drive the state (and the restore
+	// listener), ahead of the user's listener.
+	events := event.Listener{
+		RebalanceStart: func(event.RebalanceInfo) { a.setState(Rebalancing) },
+		RebalanceEnd:   func(event.RebalanceInfo) { a.setState(Running) },
+	}
+	if l := cfg.RestoreListener; l != nil {
+		events.RestoreStart = func(i event.RestoreInfo) { l.OnRestoreStart(i.Topic, i.Partition, i.Store, i.StartOffset, i.EndOffset) }
+		events.RestoreProgress = func(i event.RestoreInfo) { l.OnBatchRestored(i.Topic, i.Partition, i.Store, i.Offset, i.Records) }
+		events.RestoreEnd = func(i event.RestoreInfo) { l.OnRestoreEnd(i.Topic, i.Partition, i.Store, i.Records) }
+		if sl, ok := l.(state.RestoreSuspendedListener); ok {
+			events.RestoreSuspended = func(i event.RestoreInfo) { sl.OnRestoreSuspended(i.Topic, i.Partition, i.Store, i.Records) }
+		}
+	}
 	a.rt = runtime.New(runtime.Config{
 		AppID:                    cfg.AppID,
 		Brokers:                  cfg.Brokers,
@@ -106,6 +129,8 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		CommitInterval:           cfg.CommitInterval,
 		ClientOpts:               cfg.ClientOpts,
 		Logger:                   cfg.Logger,
+		ClientLogLevel:           cfg.KafkaClientLogLevel.Level(),
+		Events:                   event.Tee(events, a.events),
 		OnDeserializationError:   cfg.DeserializationErrorHandler,
 		OnProcessingError:        cfg.ProcessingErrorHandler,
 		OnProductionError:        cfg.ProductionErrorHandler,
@@ -115,14 +140,11 @@ func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 		StateDir:                 filepath.Join(cfg.StateDir, cfg.AppID),
 		StateFS:                  cfg.StateFS,
 		CacheMaxBytes:            cfg.CacheMaxBytes,
-		RestoreListener:          cfg.RestoreListener,
 		StateCleanupDelay:        cfg.StateCleanupDelay,
 		ExactlyOnce:              cfg.Guarantee == ExactlyOnce,
 		InstanceID:               cfg.InstanceID,
 		TransactionTimeout:       cfg.TransactionTimeout,
 		MaxUncommittedStateBytes: cfg.StateStoreUncommittedMaxBytes,
-		OnRebalancing:            func() { a.setState(Rebalancing) },
-		OnRunning:                func() { a.setState(Running) },
 		OnFailing:                func() { a.setState(PendingError) },
 		Metrics:                  metrics,
 	})
@@ -160,6 +182,7 @@ func (a *App) setState(s State) {
 	if a.cfg.StateListener != nil {
 		a.cfg.StateListener(old, s)
 	}
+	a.events.StateChange(event.StateChangeInfo{Old: old.String(), New: s.String()})
 }
 
 // Run runs the application until ctx is done or it fails. It checks that

@@ -547,6 +547,8 @@ func testEOSBrokerFaults(t *testing.T, rng *rand.Rand, opts []kgo.Opt, pre890 bo
 	crashTopology(b, spec)
 	cfg, logs := e.config(appID)
 	cfg.Guarantee = stream.ExactlyOnce
+	events := &e2eEvents{}
+	cfg.EventListener = events.listener()
 	cfg.InstanceID = "i0"
 	cfg.RepartitionPurgeInterval = time.Hour // eosCheckPrefix reads the repartition topic whole
 	cfg.ClientOpts = append(cfg.ClientOpts, opts...)
@@ -624,7 +626,7 @@ func testEOSBrokerFaults(t *testing.T, rng *rand.Rand, opts []kgo.Opt, pre890 bo
 	if len(failures) > fatal {
 		t.Errorf("the app failed %d times, more than the %d fatal faults", len(failures), fatal)
 	}
-	aborted := strings.Count(logs.String(), "transaction aborted;")
+	aborted := len(snapshot(events, &events.aborts))
 	rejoined := strings.Count(logs.String(), "rejoining with a new producer")
 	t.Logf("%d input lines, %d words, %d output records; %d app runs, failures %q; %d aborted transactions, %d rejoins; %s",
 		lines, len(words), len(out), starts, failures, aborted, rejoined, fired())

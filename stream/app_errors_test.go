@@ -100,7 +100,9 @@ func TestAppDeserializationErrorDeadLetter(t *testing.T) {
 
 	b := stream.NewBuilder()
 	stream.From(b, "in", serde.String, serde.Int64, stream.Named("numbers")).To("out", serde.String, serde.Int64)
-	cfg, logs := e.config("poison-dlq")
+	cfg, _ := e.config("poison-dlq")
+	events := &e2eEvents{}
+	cfg.EventListener = events.listener()
 	cfg.DeserializationErrorHandler = stream.LogAndContinue
 	cfg.DeadLetterQueueTopic = "dlq"
 	reg := prometheus.NewRegistry()
@@ -166,8 +168,13 @@ func TestAppDeserializationErrorDeadLetter(t *testing.T) {
 	if got := e2eMetric(t, reg, "runnel_records_skipped_total", map[string]string{"reason": "deserialization"}); got != 1 {
 		t.Errorf(`runnel_records_skipped_total{reason="deserialization"} = %v, want 1`, got)
 	}
-	if !strings.Contains(logs.String(), "skipping record") {
-		t.Errorf("no warning logged for the skipped record")
+	skipped := snapshot(events, &events.skipped)
+	if len(skipped) != 1 {
+		t.Fatalf("RecordSkipped events %+v, want 1", skipped)
+	}
+	if s := skipped[0]; s.Reason != "deserialization" || s.Topic != "in" || s.Partition != 1 || s.Offset != badOffset || !s.Valid ||
+		s.Node != "numbers" || s.Task != (topology.TaskID{Subtopology: 0, Partition: 1}) || !errors.As(s.Err, new(*topology.DeserializationError)) {
+		t.Errorf("RecordSkipped %+v, want the deserialization failure of in-1@%d at node numbers", s, badOffset)
 	}
 }
 

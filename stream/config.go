@@ -14,6 +14,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/runtime"
 	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -132,9 +133,25 @@ type Config struct {
 	// Options that change group membership, consumed topics, offset
 	// commits or partitioning break the runtime's guarantees.
 	ClientOpts []kgo.Opt
-	// Logger receives structured logs (app, task, topic, partition fields).
+	// Logger receives structured logs (app, task, topic, partition fields):
+	// tasks assigned and closed, restorations and state changes at info,
+	// commits at debug, skipped records and failures at warn and error.
 	// Default slog.Default().
 	Logger *slog.Logger
+	// KafkaClientLogLevel is the least severe level of franz-go's own logs
+	// passed on to Logger (which still filters by its own level): set
+	// slog.LevelInfo or slog.LevelDebug to see the client's connections,
+	// group protocol and per-commit flushes. Default (nil):
+	// slog.LevelWarn, because franz-go logs every commit's flush at info,
+	// which drowns Runnel's own logs.
+	KafkaClientLogLevel slog.Leveler
+	// EventListener, when set, is told about the application's events:
+	// tasks assigned and revoked, rebalances, commits, aborted
+	// transactions, restoration, skipped records and state changes (see
+	// package event). Its functions run synchronously on the goroutine
+	// where the event happens and must not block. The metrics and the
+	// logs are fed from the same events. Default: none.
+	EventListener *event.Listener
 	// DeserializationErrorHandler handles input records whose key or value
 	// cannot be decoded. Default LogAndFail.
 	// (deserialization.exception.handler.)
@@ -193,6 +210,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.KafkaClientLogLevel == nil {
+		c.KafkaClientLogLevel = slog.LevelWarn
 	}
 	if c.DeserializationErrorHandler == nil {
 		c.DeserializationErrorHandler = LogAndFail

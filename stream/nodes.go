@@ -69,7 +69,7 @@ func skipRecord(tc graph.TaskContext, node, reason string) {
 		args = append(args, "topic", md.Topic, "partition", md.Partition, "offset", md.Offset)
 	}
 	tc.Logger().Debug("skipping record", args...)
-	tc.RecordSkipped(reason)
+	tc.RecordSkipped(node, reason)
 }
 
 // sourceNode decodes raw Kafka records and forwards them. A record with a
@@ -116,7 +116,7 @@ func (n *sourceNode[K, V]) Process(raw *kgo.Record) (err error) {
 			// drops the record (logged and counted).
 			n.tc.Logger().Warn("skipping record due to negative extracted timestamp",
 				"node", n.name, "topic", raw.Topic, "partition", raw.Partition, "offset", raw.Offset, "timestamp", rec.Timestamp)
-			n.tc.RecordSkipped("invalid_timestamp")
+			n.tc.RecordSkipped(n.name, "invalid_timestamp")
 			return nil
 		}
 	}

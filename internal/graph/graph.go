@@ -120,9 +120,9 @@ type TaskContext interface {
 	Schedule(node string, interval time.Duration, typ topology.PunctuationType, fn topology.Punctuator) (topology.Cancellable, error)
 	// RequestCommit asks for a commit as soon as possible.
 	RequestCommit()
-	// RecordSkipped counts an input record a node dropped on purpose, by
-	// reason (the skipped-records metric); the node logs it.
-	RecordSkipped(reason string)
+	// RecordSkipped reports an input record the node dropped on purpose,
+	// by reason (the skipped-records metric and event); the node logs it.
+	RecordSkipped(node, reason string)
 	// Send produces a record. Delivery errors are reported asynchronously
 	// to the production error handler; a returned error fails the record.
 	Send(rec OutRecord) error

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/runnel-dev/runnel/stream/event"
 )
 
 // Metrics are the runtime's Prometheus metrics. They are registered on the
@@ -51,4 +52,17 @@ func NewMetrics(reg prometheus.Registerer, appID string) (*Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// listener returns the listener that keeps the metrics that count events
+// (the per-record counters are kept directly on the hot path).
+func (m *Metrics) listener() event.Listener {
+	return event.Listener{
+		TasksAssigned:    func(info event.TasksInfo) { m.tasks.Set(float64(len(info.Tasks))) },
+		TasksRevoked:     func(event.TasksInfo) { m.tasks.Set(0) },
+		Commit:           func(event.CommitInfo) { m.commits.Inc() },
+		TransactionAbort: func(event.AbortInfo) { m.aborts.Inc() },
+		RestoreProgress:  func(info event.RestoreInfo) { m.restored.Add(float64(info.Records)) },
+		RecordSkipped:    func(info event.SkipInfo) { m.skipped.WithLabelValues(info.Reason).Inc() },
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/graph"
+	"github.com/runnel-dev/runnel/stream/event"
+	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -121,4 +123,34 @@ func (tp *topicPartitioner) OnNewBatch() {
 	if nb, ok := tp.hash.(kgo.TopicPartitionerOnNewBatch); ok {
 		nb.OnNewBatch()
 	}
+}
+
+// onProduced is the delivery callback of every produced record.
+func (r *Runtime) onProduced(rec *kgo.Record, err error) {
+	if err == nil {
+		r.cfg.Metrics.produced.Inc()
+		return
+	}
+	r.cfg.Metrics.productionErrors.Inc()
+	ectx := errorContext(topology.TaskID{}, "", topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: -1}, true, 0, rec)
+	err = fmt.Errorf("runtime: producing to %s: %w", rec.Topic, err)
+	if r.txn != nil && endsTransaction(err) {
+		// Not the record's fault: the transaction fails as a whole and
+		// is aborted at the next commit, which processes its records
+		// again.
+		r.txn.setErr(err)
+		return
+	}
+	if r.changelogs[rec.Topic] {
+		// A lost changelog record would lose state on the next restore:
+		// never skipped, whatever the handler says.
+		r.fail(err)
+		return
+	}
+	if r.cfg.OnProductionError != nil && r.cfg.OnProductionError(ectx, err) == topology.Continue {
+		r.log.Warn("dropping record that failed to produce", "topic", rec.Topic, "err", err)
+		r.events.RecordSkipped(event.SkipInfo{Reason: "production", Topic: rec.Topic, Partition: rec.Partition, Offset: -1, Valid: true, Err: err})
+		return
+	}
+	r.fail(err)
 }

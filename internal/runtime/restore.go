@@ -2,135 +2,95 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/storage"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/event"
 )
 
-// changelogReader implements Changelogs on Kafka: offsets from the admin
-// client, records from a consumer of its own per read (read_committed,
-// assigned partitions, no group).
-type changelogReader struct{ r *Runtime }
-
-var _ Changelogs = changelogReader{}
-
-// Bounds implements Changelogs: the log start offset and the last stable
-// offset, once no transaction is open on the partition (the last stable
-// offset then equals the high watermark). A changelog created moments ago
-// may not be known to every broker yet, so errors are retried for up to
-// boundsTimeout, or the transaction timeout and 10s if longer.
-//
-// Waiting out open transactions matters under exactly-once: the task's
-// previous owner may have died (or hang as a zombie) mid-transaction; its
-// transaction ends in an abort at the transaction timeout, or in a commit
-// whose changelog records restoration must not miss, since the group's
-// offsets then include the records that produced them.
-func (c changelogReader) Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, max(boundsTimeout, c.r.cfg.TransactionTimeout+10*time.Second))
-	defer cancel()
-	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		if start, end, err = c.bounds(ctx, topic, partition); err == nil {
-			return start, end, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, 0, err
-		case <-time.After(backoff):
-		}
-	}
+// Changelogs reads changelog partitions for restoration. The runtime
+// reads Kafka; package streamtest has nothing to restore.
+type Changelogs interface {
+	// Bounds returns the first and the end (next) offset of a partition,
+	// reading committed data only.
+	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
+	// Read calls apply with the records of a partition from offset from
+	// up to end, batch by batch; next is the offset after the batch.
+	Read(ctx context.Context, topic string, partition int32, from, end int64, apply func(writes []storage.Write, next int64) error) error
 }
 
-// boundsTimeout bounds Bounds' retries.
-const boundsTimeout = 30 * time.Second
-
-func (c changelogReader) bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
-	starts, err := c.r.adm.ListStartOffsets(ctx, topic)
-	if err == nil {
-		err = starts.Error()
+// Restore brings the task's logged stores up to the end of their
+// changelogs, from each store's checkpoint when its local state is usable
+// and from the start otherwise. It must finish before the task processes.
+// It reports its progress to the task's event listener.
+func (t *Task) Restore(ctx context.Context, cl Changelogs) error {
+	for _, st := range t.storeList {
+		if st.changelog == "" {
+			continue
+		}
+		if err := t.restoreStore(ctx, cl, st); err != nil {
+			return fmt.Errorf("task %s: restoring store %q from %s: %w", t.cfg.ID, st.spec.Name, st.changelog, err)
+		}
 	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("listing start offsets: %w", err)
-	}
-	ends, err := c.r.adm.ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("listing end offsets: %w", err)
-	}
-	hwms, err := c.r.adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = hwms.Error()
-	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("listing end offsets: %w", err)
-	}
-	s, ok1 := starts.Lookup(topic, partition)
-	e, ok2 := ends.Lookup(topic, partition)
-	h, ok3 := hwms.Lookup(topic, partition)
-	if !ok1 || !ok2 || !ok3 {
-		return 0, 0, fmt.Errorf("partition %d of %s not found", partition, topic)
-	}
-	if e.Offset < h.Offset {
-		return 0, 0, fmt.Errorf("a transaction is open on partition %d of %s (last stable offset %d, high watermark %d)", partition, topic, e.Offset, h.Offset)
-	}
-	return s.Offset, e.Offset, nil
+	return nil
 }
 
-// restoreBatch is how many records a restore write applies at most.
-const restoreBatch = 10_000
-
-// Read implements Changelogs.
-func (c changelogReader) Read(ctx context.Context, topic string, partition int32, from, end int64, apply func([]storage.Write, int64) error) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(c.r.cfg.Brokers...),
-		kgo.WithLogger(kgoLogger{c.r.log}),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		// Control records (transaction markers) take offsets too: seeing
-		// them tells when end is reached after a commit marker.
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64 << 20),
-		kgo.FetchMaxPartitionBytes(32 << 20),
-	}, c.r.cfg.ClientOpts...)...)
+func (t *Task) restoreStore(ctx context.Context, cl Changelogs, st *taskStore) error {
+	name, topic, p := st.spec.Name, st.changelog, t.cfg.ID.Partition
+	first, end, err := cl.Bounds(ctx, topic, p)
 	if err != nil {
-		return fmt.Errorf("creating restore consumer: %w", err)
+		return err
 	}
-	defer cl.Close()
-	writes := make([]storage.Write, 0, restoreBatch)
-	next := from
-	for next < end {
-		fetches := cl.PollRecords(ctx, restoreBatch)
-		if err := ctx.Err(); err != nil {
+	from, ok, err := t.state.Checkpoint(name)
+	reason := ""
+	switch {
+	case err != nil:
+		reason = fmt.Sprintf("its checkpoint is unreadable (%v)", err)
+	case !ok && st.spec.Engine == state.InMemory:
+		reason = "it is in memory"
+	case !ok:
+		reason = "it has no local checkpoint"
+	case from > end:
+		reason = fmt.Sprintf("its checkpoint %d is past the changelog end %d (was the changelog recreated?)", from, end)
+	case from < first:
+		reason = fmt.Sprintf("its checkpoint %d is before the changelog start %d", from, first)
+	}
+	if reason != "" {
+		if err := t.state.Wipe(name); err != nil {
 			return err
 		}
-		var ferr error
-		fetches.EachError(func(_ string, _ int32, err error) {
-			if ferr == nil && !errors.Is(err, context.Canceled) {
-				ferr = err
-			}
-		})
-		if ferr != nil {
-			return fmt.Errorf("fetching: %w", ferr)
-		}
-		writes = writes[:0]
-		fetches.EachRecord(func(rec *kgo.Record) {
-			if rec.Offset >= end || rec.Offset < next {
-				return
-			}
-			next = rec.Offset + 1
-			if !rec.Attrs.IsControl() {
-				writes = append(writes, storage.Write{Key: rec.Key, Value: rec.Value})
-			}
-		})
-		if len(writes) > 0 || next >= end {
-			if err := apply(writes, next); err != nil {
-				return err
-			}
-		}
+		from = first
 	}
+	st.position = from
+	if from >= end {
+		st.position = end
+		return nil
+	}
+	info := event.RestoreInfo{Task: t.cfg.ID, Store: name, Topic: topic, Partition: p, StartOffset: from, EndOffset: end, FullReason: reason}
+	t.cfg.Events.RestoreStart(info)
+	info.FullReason = ""
+	started := time.Now()
+	var total int64
+	err = cl.Read(ctx, topic, p, from, end, func(writes []storage.Write, next int64) error {
+		if err := t.state.Restore(name, writes, next); err != nil {
+			return err
+		}
+		total += int64(len(writes))
+		st.position = next
+		info.Offset, info.Records = next, int64(len(writes))
+		t.cfg.Events.RestoreProgress(info)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			info.Records = total
+			t.cfg.Events.RestoreSuspended(info)
+		}
+		return err
+	}
+	info.Offset, info.Records, info.Duration = end, total, time.Since(started)
+	t.cfg.Events.RestoreEnd(info)
 	return nil
 }

@@ -1,18 +1,14 @@
-// Package runtime runs topologies: tasks, the poll and dispatch loop, the
-// commit protocol, the group balancer and internal topic management.
 package runtime
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/storage"
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -44,9 +40,9 @@ type TaskConfig struct {
 	OnProcessingError      topology.ErrorHandler
 	// DeadLetterTopic, when set, receives every record a handler skipped.
 	DeadLetterTopic string
-	// OnSkip is called for every record skipped, with the reason
-	// ("deserialization", "processing" or "invalid_timestamp").
-	OnSkip func(reason string)
+	// Events receives the task's events: skipped records and
+	// restoration. Nil functions are no-ops.
+	Events event.Listener
 	// OnCommitRequest is called when a processor asks for a commit, and
 	// when the uncommitted state grows past MaxUncommittedStateBytes.
 	OnCommitRequest func()
@@ -58,9 +54,6 @@ type TaskConfig struct {
 	State *storage.DB
 	// CacheMaxBytes is the task's record cache budget (0: no caching).
 	CacheMaxBytes int64
-	// OnRestored is called with the number of changelog records of each
-	// restored batch.
-	OnRestored func(n int)
 }
 
 // Task runs one subtopology for one partition number: it owns an instance of
@@ -129,6 +122,7 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 	if cfg.MaxUncommittedStateBytes <= 0 {
 		cfg.MaxUncommittedStateBytes = DefaultMaxUncommittedStateBytes
 	}
+	cfg.Events.EnsureDefaults()
 	t := &Task{
 		cfg:        cfg,
 		log:        cfg.Logger.With("task", cfg.ID.String()),
@@ -273,68 +267,22 @@ func (t *Task) process(rec *kgo.Record) error {
 	if errors.As(err, new(*handledError)) {
 		return err // the handler already said to fail
 	}
-	ectx := topology.ErrorContext{
-		Task: t.cfg.ID, Record: t.current, Valid: true,
-		Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
-	}
 	handler, reason := t.cfg.OnProcessingError, "processing"
+	var node string
 	var de *topology.DeserializationError
 	if errors.As(err, &de) {
-		handler, reason = t.cfg.OnDeserializationError, "deserialization"
-		ectx.Node = de.Node
+		handler, reason, node = t.cfg.OnDeserializationError, "deserialization", de.Node
 	} else {
 		err = t.processingError(err, true)
-		ectx.Node = err.(*topology.ProcessingError).Node
+		node = err.(*topology.ProcessingError).Node
 	}
+	ectx := errorContext(t.cfg.ID, node, t.current, true, 0, rec)
 	if handler == nil || handler(ectx, err) != topology.Continue {
 		return err
 	}
 	t.log.Warn("skipping record", "reason", reason, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-	t.RecordSkipped(reason)
+	t.skipped(reason, node, true, err)
 	return t.deadLetter(ectx, err)
-}
-
-// callSource runs the source and everything downstream of it, recovering a
-// panic that escaped the nodes' own recovery.
-func callSource(src graph.Source, rec *kgo.Record) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v\n%s", topology.ErrPanic, p, debug.Stack())
-		}
-	}()
-	return src.Process(rec)
-}
-
-// processingError fills in the task and record of a processing error.
-func (t *Task) processingError(err error, inRecord bool) error {
-	var pe *topology.ProcessingError
-	if !errors.As(err, &pe) {
-		pe = &topology.ProcessingError{Err: err}
-	} else {
-		c := *pe
-		pe = &c
-	}
-	pe.Task, pe.Record, pe.Valid = t.cfg.ID, t.current, inRecord
-	return pe
-}
-
-// deadLetter writes a skipped record to the dead-letter topic with headers
-// describing the failure (the header names of Kafka Streams' KIP-1034).
-func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
-	if t.cfg.DeadLetterTopic == "" {
-		return nil
-	}
-	headers := append(slices.Clip(ectx.Headers),
-		topology.Header{Key: "__streams.errors.exception", Value: []byte(fmt.Sprintf("%T", err))},
-		topology.Header{Key: "__streams.errors.message", Value: []byte(err.Error())},
-		topology.Header{Key: "__streams.errors.topic", Value: []byte(ectx.Record.Topic)},
-		topology.Header{Key: "__streams.errors.partition", Value: []byte(strconv.Itoa(int(ectx.Record.Partition)))},
-		topology.Header{Key: "__streams.errors.offset", Value: []byte(strconv.FormatInt(ectx.Record.Offset, 10))},
-	)
-	return t.cfg.Producer.Send(graph.OutRecord{
-		Topic: t.cfg.DeadLetterTopic, Partition: -1,
-		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
-	})
 }
 
 // source returns the source instance that reads topic (full name), or nil.
@@ -445,10 +393,16 @@ func (t *Task) RequestCommit() {
 }
 
 // RecordSkipped implements graph.TaskContext.
-func (t *Task) RecordSkipped(reason string) {
-	if t.cfg.OnSkip != nil {
-		t.cfg.OnSkip(reason)
-	}
+func (t *Task) RecordSkipped(node, reason string) { t.skipped(reason, node, t.inRecord, nil) }
+
+// skipped reports that the record being processed (valid: there is one)
+// was skipped by node, for reason, after err (nil when dropped on
+// purpose).
+func (t *Task) skipped(reason, node string, valid bool, err error) {
+	t.cfg.Events.RecordSkipped(event.SkipInfo{
+		Reason: reason, Task: t.cfg.ID, Node: node, Err: err, Valid: valid,
+		Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset,
+	})
 }
 
 // Send implements graph.TaskContext.

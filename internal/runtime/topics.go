@@ -26,9 +26,26 @@ var ErrNotCopartitioned = errors.New("runtime: topics are not co-partitioned")
 // internal topics (or checks existing ones). It retries while the cluster
 // cannot be reached, logging a warning each time, until ctx is done.
 func (r *Runtime) prepareTopics(ctx context.Context) error {
-	t := r.cfg.Topology
+	tds, err := r.describeTopics(ctx)
+	if err != nil {
+		return err
+	}
+	counts := topicCounts(tds)
+	if err := r.checkExternalTopics(counts); err != nil {
+		return err
+	}
+	want := partitionCounts{t: r.cfg.Topology, have: counts, want: map[string]int32{}}
+	if err := r.createInternalTopics(ctx, want); err != nil {
+		return err
+	}
+	return r.checkCopartitioning(want)
+}
+
+// describeTopics returns the details of every topic the topology and the
+// dead-letter queue name, retrying while the cluster cannot be reached.
+func (r *Runtime) describeTopics(ctx context.Context) (kadm.TopicDetails, error) {
 	var names []string
-	for _, n := range t.Nodes() {
+	for _, n := range r.cfg.Topology.Nodes() {
 		for _, topic := range n.Topics {
 			names = append(names, r.topicName(topic))
 		}
@@ -38,41 +55,47 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-
-	var tds kadm.TopicDetails
 	for backoff := 250 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
-		var err error
 		reqCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		tds, err = r.adm.ListTopics(reqCtx, names...)
+		tds, err := r.adm.ListTopics(reqCtx, names...)
 		cancel()
 		if err == nil {
-			break
+			return tds, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		r.log.Warn("cannot reach the Kafka cluster, retrying", "brokers", r.cfg.Brokers, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(backoff):
 		}
 	}
-	count := func(topic string) (int32, bool) {
-		td, ok := tds[topic]
-		if !ok || td.Err != nil {
-			return 0, false
-		}
-		return int32(len(td.Partitions)), true
-	}
+}
 
+// topicCounts returns the partition count of each existing topic of tds.
+func topicCounts(tds kadm.TopicDetails) map[string]int32 {
+	counts := map[string]int32{}
+	for topic, td := range tds {
+		if td.Err == nil {
+			counts[topic] = int32(len(td.Partitions))
+		}
+	}
+	return counts
+}
+
+// checkExternalTopics reports every source, sink and dead-letter topic
+// missing from counts.
+func (r *Runtime) checkExternalTopics(counts map[string]int32) error {
+	t := r.cfg.Topology
 	var errs []error
 	for _, n := range t.Nodes() {
 		for _, topic := range n.Topics {
 			if _, internal := t.InternalTopic(topic); internal {
 				continue
 			}
-			if _, ok := count(topic); !ok {
+			if _, ok := counts[topic]; !ok {
 				role := "source"
 				if n.Kind == graph.SinkKind {
 					role = "sink"
@@ -82,78 +105,75 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 		}
 	}
 	if dlq := r.cfg.DeadLetterTopic; dlq != "" {
-		if _, ok := count(dlq); !ok {
+		if _, ok := counts[dlq]; !ok {
 			errs = append(errs, fmt.Errorf("%w: dead-letter queue topic %q", ErrTopicMissing, dlq))
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
+	return errors.Join(errs...)
+}
 
-	// Partition counts of internal topics: explicit, or the largest source
-	// topic count of the sub-topologies that write them (resolved in
-	// dependency order, since a writer may itself read an internal topic).
-	want := map[string]int32{}
-	var resolve func(topic string, depth int) (int32, error)
-	resolve = func(topic string, depth int) (int32, error) {
-		if n, ok := want[topic]; ok {
-			return n, nil
-		}
-		it, internal := t.InternalTopic(topic)
-		if !internal {
-			n, _ := count(topic)
-			return n, nil
-		}
-		if it.Partitions > 0 {
-			want[topic] = it.Partitions
-			return it.Partitions, nil
-		}
-		if depth > len(t.Subtopologies()) {
-			return 0, fmt.Errorf("runtime: cannot derive the partition count of internal topic %q (cycle)", topic)
-		}
-		var n int32
-		for _, sub := range t.Writers(topic) {
-			for _, src := range t.Subtopologies()[sub].SourceTopics() {
-				c, err := resolve(src, depth+1)
-				if err != nil {
-					return 0, err
-				}
-				n = max(n, c)
-			}
-		}
-		if n == 0 {
-			n = 1 // written only by pattern sources: one partition until we know better
-		}
-		want[topic] = n
+// partitionCounts derives the partition counts of internal topics:
+// explicit, or the largest source topic count of the sub-topologies that
+// write them (resolved in dependency order, since a writer may itself read
+// an internal topic).
+type partitionCounts struct {
+	t    *graph.Graph
+	have map[string]int32 // existing topics (full names)
+	want map[string]int32 // resolved internal topics (topology names)
+}
+
+// of returns the partition count of topic (its topology name): the
+// existing count for external topics, the derived one for internal topics.
+func (c partitionCounts) of(topic string) (int32, error) { return c.resolve(topic, 0) }
+
+func (c partitionCounts) resolve(topic string, depth int) (int32, error) {
+	if n, ok := c.want[topic]; ok {
 		return n, nil
 	}
-	for _, it := range t.InternalTopics() {
-		n, err := resolve(it.Name, 0)
+	it, internal := c.t.InternalTopic(topic)
+	if !internal {
+		return c.have[topic], nil
+	}
+	if it.Partitions > 0 {
+		c.want[topic] = it.Partitions
+		return it.Partitions, nil
+	}
+	if depth > len(c.t.Subtopologies()) {
+		return 0, fmt.Errorf("runtime: cannot derive the partition count of internal topic %q (cycle)", topic)
+	}
+	var n int32
+	for _, sub := range c.t.Writers(topic) {
+		for _, src := range c.t.Subtopologies()[sub].SourceTopics() {
+			m, err := c.resolve(src, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			n = max(n, m)
+		}
+	}
+	if n == 0 {
+		n = 1 // written only by pattern sources: one partition until we know better
+	}
+	c.want[topic] = n
+	return n, nil
+}
+
+// createInternalTopics creates the internal topics that do not exist, and
+// checks the partition count of those that do.
+func (r *Runtime) createInternalTopics(ctx context.Context, counts partitionCounts) error {
+	for _, it := range r.cfg.Topology.InternalTopics() {
+		n, err := counts.of(it.Name)
 		if err != nil {
 			return err
 		}
 		full := r.topicName(it.Name)
-		if have, ok := count(full); ok {
+		if have, ok := counts.have[full]; ok {
 			if have != n {
 				return fmt.Errorf("runtime: internal topic %q has %d partitions, the topology needs %d", full, have, n)
 			}
 			continue
 		}
-		configs := map[string]*string{}
-		for k, v := range it.Configs {
-			configs[k] = &v
-		}
-		switch it.Kind {
-		case graph.Changelog:
-			configs["cleanup.policy"] = ptr("compact")
-		case graph.Repartition:
-			// Kafka Streams' repartition topic defaults: records are
-			// deleted once consumed (purgeRepartitionTopics), never by age.
-			if _, set := configs["retention.ms"]; !set {
-				configs["retention.ms"] = ptr("-1")
-			}
-		}
-		resp, err := r.adm.CreateTopic(ctx, n, -1, configs, full)
+		resp, err := r.adm.CreateTopic(ctx, n, -1, internalTopicConfigs(it), full)
 		if err == nil {
 			err = resp.Err
 		}
@@ -162,28 +182,50 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 		}
 		r.log.Info("created internal topic", "topic", full, "partitions", n)
 	}
+	return nil
+}
 
-	// Co-partitioning of each sub-topology's source topics.
-	for _, sub := range t.Subtopologies() {
+// internalTopicConfigs returns the topic configs an internal topic is
+// created with: its own, and those of its kind.
+func internalTopicConfigs(it graph.InternalTopic) map[string]*string {
+	configs := map[string]*string{}
+	for k, v := range it.Configs {
+		configs[k] = &v
+	}
+	switch it.Kind {
+	case graph.Changelog:
+		configs["cleanup.policy"] = ptr("compact")
+	case graph.Repartition:
+		// Kafka Streams' repartition topic defaults: records are
+		// deleted once consumed (purgeRepartitionTopics), never by age.
+		if _, set := configs["retention.ms"]; !set {
+			configs["retention.ms"] = ptr("-1")
+		}
+	}
+	return configs
+}
+
+// checkCopartitioning reports a sub-topology whose source topics have
+// different partition counts.
+func (r *Runtime) checkCopartitioning(counts partitionCounts) error {
+	for _, sub := range r.cfg.Topology.Subtopologies() {
 		srcs := sub.SourceTopics()
-		counts := map[string]int32{}
+		have := map[string]int32{}
 		for _, src := range srcs {
-			n, err := resolve(src, 0)
+			n, err := counts.of(src)
 			if err != nil {
 				return err
 			}
-			counts[src] = n
+			have[src] = n
 		}
-		if len(srcs) > 1 {
-			for _, src := range srcs[1:] {
-				if counts[src] != counts[srcs[0]] {
-					desc := make([]string, 0, len(srcs))
-					for _, s := range srcs {
-						desc = append(desc, fmt.Sprintf("%s=%d", r.topicName(s), counts[s]))
-					}
-					sort.Strings(desc)
-					return fmt.Errorf("%w: sub-topology %d reads %v", ErrNotCopartitioned, sub.ID, desc)
+		for _, src := range srcs[min(1, len(srcs)):] {
+			if have[src] != have[srcs[0]] {
+				desc := make([]string, 0, len(srcs))
+				for _, s := range srcs {
+					desc = append(desc, fmt.Sprintf("%s=%d", r.topicName(s), have[s]))
 				}
+				sort.Strings(desc)
+				return fmt.Errorf("%w: sub-topology %d reads %v", ErrNotCopartitioned, sub.ID, desc)
 			}
 		}
 	}

@@ -26,24 +26,35 @@ type worker struct {
 	rt         *Runtime
 	partitions []topicPartition // guarded by rt.mu
 
-	// mu is held while the task processes records.
-	mu sync.Mutex
+	// mu is held while the task processes records, and by the committer
+	// to hold it at a barrier between records. Lock order: rt.mu, then
+	// mu, then inbox.
+	mu struct {
+		sync.Mutex
+		// restored is set once the task's stores are restored; until
+		// then the committer leaves the task alone.
+		restored bool
+		// processed counts the records processed since the last commit.
+		processed int64
+	}
 
-	inboxMu  sync.Mutex
-	inbox    [][]*kgo.Record // guarded by inboxMu
-	buffered atomic.Int64    // records handed over and not yet processed
+	// inbox holds the fetched records the poll loop handed over and the
+	// task has not taken yet.
+	inbox struct {
+		sync.Mutex
+		recs [][]*kgo.Record
+	}
+	buffered atomic.Int64 // records handed over and not yet processed
 
-	// flowMu guards the backpressure state (see Runtime.waitForRoom),
-	// set by the poll loop and cleared by the worker in drained.
-	flowMu    sync.Mutex
-	full      bool               // the task held more than its limit
-	fullSince time.Time          // when full was set
-	roomAt    int64              // full ends once buffered is down to this
-	paused    map[string][]int32 // the task's paused partitions, or nil
-
-	// restored is set (under mu) once the task's stores are restored;
-	// until then the committer leaves the task alone.
-	restored bool
+	// flow is the backpressure state (see Runtime.waitForRoom), set by
+	// the poll loop (under rt.mu) and cleared by the worker in drained.
+	flow struct {
+		sync.Mutex
+		full      bool               // the task held more than its limit
+		fullSince time.Time          // when full was set
+		roomAt    int64              // full ends once buffered is down to this
+		paused    map[string][]int32 // the task's paused partitions, or nil
+	}
 
 	wake    chan struct{} // cap 1
 	stop    chan struct{}
@@ -57,12 +68,11 @@ type worker struct {
 func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
 	task, err := NewTask(TaskConfig{
 		State: r.db, CacheMaxBytes: r.cfg.CacheMaxBytes,
-		OnRestored: func(n int) { r.cfg.Metrics.restored.Add(float64(n)) },
-		AppID:      r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
+		AppID: r.cfg.AppID, ID: id, Topology: r.cfg.Topology, Producer: r.prod, Logger: r.log,
 		OnDeserializationError:   r.cfg.OnDeserializationError,
 		OnProcessingError:        r.cfg.OnProcessingError,
 		DeadLetterTopic:          r.cfg.DeadLetterTopic,
-		OnSkip:                   func(reason string) { r.cfg.Metrics.skipped.WithLabelValues(reason).Inc() },
+		Events:                   r.events,
 		OnCommitRequest:          r.requestCommit,
 		MaxUncommittedStateBytes: r.cfg.MaxUncommittedStateBytes,
 	})
@@ -75,34 +85,12 @@ func (r *Runtime) newWorker(id topology.TaskID) (*worker, error) {
 
 // enqueue hands records to the worker.
 func (w *worker) enqueue(recs []*kgo.Record) {
-	w.inboxMu.Lock()
-	w.inbox = append(w.inbox, recs)
-	w.inboxMu.Unlock()
+	w.inbox.Lock()
+	w.inbox.recs = append(w.inbox.recs, recs)
+	w.inbox.Unlock()
 	w.buffered.Add(int64(len(recs)))
 	select {
 	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-// drained is called after every batch: once a full task is down to roomAt
-// it resumes the task's paused partitions, if any, and wakes the poll loop
-// if it waits for room. The worker lowers buffered before taking flowMu,
-// so either Runtime.anyFull sees the lowered count and does not mark the
-// task full, or it marks it first and drained sees the mark.
-func (w *worker) drained() {
-	w.flowMu.Lock()
-	defer w.flowMu.Unlock()
-	if !w.full || w.buffered.Load() > w.roomAt {
-		return
-	}
-	w.full = false
-	if w.paused != nil {
-		w.rt.cl.ResumeFetchPartitions(w.paused)
-		w.paused = nil
-	}
-	select {
-	case w.rt.room <- struct{}{}:
 	default:
 	}
 }
@@ -146,7 +134,7 @@ func (w *worker) halted() bool {
 
 func (w *worker) run() {
 	defer close(w.done)
-	if err := w.task.Restore(w.ctx, changelogReader{w.rt}, w.rt.cfg.RestoreListener); err != nil {
+	if err := w.task.Restore(w.ctx, changelogReader{w.rt}); err != nil {
 		if w.ctx.Err() == nil {
 			w.rt.fail(err)
 		}
@@ -161,7 +149,7 @@ func (w *worker) run() {
 	if err != nil {
 		w.rt.fail(err) // under w.mu: the committer must not commit this task
 	}
-	w.restored = err == nil
+	w.mu.restored = err == nil
 	w.mu.Unlock()
 	if err != nil {
 		return
@@ -206,10 +194,10 @@ func (w *worker) processBatch() (int, error) {
 	if w.halted() {
 		return 0, nil // halted at a barrier (see halt)
 	}
-	w.inboxMu.Lock()
-	inbox := w.inbox
-	w.inbox = nil
-	w.inboxMu.Unlock()
+	w.inbox.Lock()
+	inbox := w.inbox.recs
+	w.inbox.recs = nil
+	w.inbox.Unlock()
 	for _, recs := range inbox {
 		w.task.Add(recs)
 	}
@@ -226,6 +214,7 @@ func (w *worker) processBatch() (int, error) {
 		}
 	}
 	w.buffered.Add(-int64(n))
+	w.mu.processed += int64(n)
 	w.rt.cfg.Metrics.processed.Add(float64(n))
 	if err == nil {
 		err = w.task.PunctuateWallClock(time.Now())

@@ -12,6 +12,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/runtime"
 	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/event"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -152,7 +153,7 @@ func New(topo *topology.Topology, cfg Config) (*Driver, error) {
 			OnProcessingError:      d.handler(cfg.ProcessingErrorHandler),
 			DeadLetterTopic:        cfg.DeadLetterQueueTopic,
 			State:                  d.db,
-			OnSkip:                 func(reason string) { d.skipped[reason]++ },
+			Events:                 event.Listener{RecordSkipped: func(info event.SkipInfo) { d.skipped[info.Reason]++ }},
 			CacheMaxBytes:          cacheBytes,
 		})
 		if err != nil {

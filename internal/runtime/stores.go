@@ -1,10 +1,7 @@
 package runtime
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/runnel-dev/runnel/internal/storage"
@@ -101,40 +98,6 @@ func (t *Task) Store(name string) (state.Store, error) {
 	return st.typed, nil
 }
 
-// handleError passes an error raised outside the processing of an input
-// record's own path (a punctuator, or nodes downstream of a record cache
-// flush or eviction) to the processing error handler. It returns nil when
-// the handler says to continue (logged and counted as skipped), else the
-// *topology.ProcessingError to fail with.
-func (t *Task) handleError(err error, what string) error {
-	if errors.As(err, new(*handledError)) {
-		return err // the handler already said to fail
-	}
-	err = t.processingError(err, t.inRecord)
-	var pe *topology.ProcessingError
-	errors.As(err, &pe)
-	ectx := topology.ErrorContext{Task: t.cfg.ID, Node: pe.Node, Record: pe.Record, Valid: pe.Valid, Timestamp: t.recordTime}
-	if t.cfg.OnProcessingError == nil || t.cfg.OnProcessingError(ectx, err) != topology.Continue {
-		return &handledError{err}
-	}
-	t.log.Warn(what+" failed, continuing", "node", pe.Node, "err", err)
-	t.RecordSkipped("processing")
-	return nil
-}
-
-// handledError is an error the processing error handler has already said
-// to fail on. It may travel back up through a store (an eviction inside a
-// Put) and the nodes above it; the task then fails with it without asking
-// the handler again.
-type handledError struct{ err error }
-
-func (e *handledError) Error() string { return e.err.Error() }
-
-func (e *handledError) Unwrap() error { return e.err }
-
-// HandleFlushError implements graph.TaskContext.
-func (t *Task) HandleFlushError(err error) error { return t.handleError(err, "cache flush") }
-
 // storeErr returns the first sticky store error: a broken store fails the
 // task whatever the processor did with the error.
 func (t *Task) storeErr() error {
@@ -185,100 +148,6 @@ func (t *Task) CommitState() error {
 		return fmt.Errorf("task %s: committing state: %w", t.cfg.ID, err)
 	}
 	t.commitAsked = false
-	return nil
-}
-
-// Changelogs reads changelog partitions for restoration. The runtime
-// reads Kafka; package streamtest has nothing to restore.
-type Changelogs interface {
-	// Bounds returns the first and the end (next) offset of a partition,
-	// reading committed data only.
-	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
-	// Read calls apply with the records of a partition from offset from
-	// up to end, batch by batch; next is the offset after the batch.
-	Read(ctx context.Context, topic string, partition int32, from, end int64, apply func(writes []storage.Write, next int64) error) error
-}
-
-// Restore brings the task's logged stores up to the end of their
-// changelogs, from each store's checkpoint when its local state is usable
-// and from the start otherwise. It must finish before the task processes.
-func (t *Task) Restore(ctx context.Context, cl Changelogs, listener state.RestoreListener) error {
-	for _, st := range t.storeList {
-		if st.changelog == "" {
-			continue
-		}
-		if err := t.restoreStore(ctx, cl, listener, st); err != nil {
-			return fmt.Errorf("task %s: restoring store %q from %s: %w", t.cfg.ID, st.spec.Name, st.changelog, err)
-		}
-	}
-	return nil
-}
-
-func (t *Task) restoreStore(ctx context.Context, cl Changelogs, listener state.RestoreListener, st *taskStore) error {
-	name, topic, p := st.spec.Name, st.changelog, t.cfg.ID.Partition
-	first, end, err := cl.Bounds(ctx, topic, p)
-	if err != nil {
-		return err
-	}
-	from, ok, err := t.state.Checkpoint(name)
-	reason := ""
-	switch {
-	case err != nil:
-		reason = fmt.Sprintf("its checkpoint is unreadable (%v)", err)
-	case !ok && st.spec.Engine == state.InMemory:
-		reason = "it is in memory"
-	case !ok:
-		reason = "it has no local checkpoint"
-	case from > end:
-		reason = fmt.Sprintf("its checkpoint %d is past the changelog end %d (was the changelog recreated?)", from, end)
-	case from < first:
-		reason = fmt.Sprintf("its checkpoint %d is before the changelog start %d", from, first)
-	}
-	if reason != "" {
-		if err := t.state.Wipe(name); err != nil {
-			return err
-		}
-		from = first
-		if end > first {
-			t.log.Info("restoring store fully from its changelog", "store", name, "reason", reason, "topic", topic, "partition", p, "records", end-first)
-		}
-	}
-	st.position = from
-	if from >= end {
-		st.position = end
-		return nil
-	}
-	if listener != nil {
-		listener.OnRestoreStart(topic, p, name, from, end)
-	}
-	started := time.Now()
-	var total int64
-	err = cl.Read(ctx, topic, p, from, end, func(writes []storage.Write, next int64) error {
-		if err := t.state.Restore(name, writes, next); err != nil {
-			return err
-		}
-		total += int64(len(writes))
-		st.position = next
-		if t.cfg.OnRestored != nil {
-			t.cfg.OnRestored(len(writes))
-		}
-		if listener != nil {
-			listener.OnBatchRestored(topic, p, name, next, int64(len(writes)))
-		}
-		return nil
-	})
-	if err != nil {
-		if sl, ok := listener.(state.RestoreSuspendedListener); ok && ctx.Err() != nil {
-			sl.OnRestoreSuspended(topic, p, name, total)
-		}
-		return err
-	}
-	secs := time.Since(started).Seconds()
-	t.log.Info("restored store", "store", name, "topic", topic, "partition", p, "from", from, "to", end,
-		"records", total, "seconds", secs, "records_per_second", int64(float64(total)/max(secs, 1e-9)))
-	if listener != nil {
-		listener.OnRestoreEnd(topic, p, name, total)
-	}
 	return nil
 }
 
