@@ -22,11 +22,28 @@
 // are the franz-go options to do so, including the SASL credentials when
 // [Config.SASL] is set.
 //
+// # In tests
+//
+// Start one cluster per test (it takes milliseconds) and close it after
+// everything that uses it:
+//
+//	broker, err := devbroker.Start(devbroker.Config{Topics: map[string]int32{"in": 2, "out": 2}})
+//	if err != nil {
+//		t.Fatal(err)
+//	}
+//	t.Cleanup(broker.Close)
+//
+// Cleanups run last-registered first, so an application whose Run is
+// cancelled and awaited in a cleanup registered later stops before the
+// broker does; a client still open when the broker closes retries until it
+// is closed.
+//
 // # Differences from Kafka
 //
-// Topics are created with replication factor 1 whatever is asked.
-// The group minimum session timeout defaults to 100 ms instead of 6 s, so
-// that group members joining and leaving settle quickly in tests.
+// [Cluster.CreateTopic] uses replication factor 1. The group minimum
+// session timeout defaults to 100 ms instead of Kafka's 6 s, so that group
+// members joining and leaving settle quickly in tests. A failed SASL login
+// closes the connection instead of answering SASL_AUTHENTICATION_FAILED.
 // kfake implements most of the protocol (groups, transactions, ACLs, SASL,
 // TLS); [Cluster.Kfake] gives access to its fault injection and inspection.
 package devbroker
@@ -72,6 +89,9 @@ type Config struct {
 	SASL []User
 	// Kfake are further kfake options (kfake.TLS, kfake.EnableACLs, ...),
 	// applied after those the fields above make, so they override them.
+	// ClientOpts knows nothing of them: with kfake.TLS, for one, clients
+	// need kgo.DialTLSConfig too (and Start's admin client cannot connect,
+	// so leave Topics empty and create topics with a client of your own).
 	Kfake []kfake.Opt
 }
 
