@@ -48,7 +48,12 @@ func Parse(appID, input, output string) Flags {
 	f := Flags{AppID: appID, Input: input, Output: output, Partitions: 3}
 	var clientConfig string
 	flag.Func("brokers", "bootstrap servers host:port[,...]; empty runs a demo on an embedded broker", func(s string) error {
-		f.Brokers = strings.Split(s, ",")
+		f.Brokers = nil
+		for _, b := range strings.Split(s, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				f.Brokers = append(f.Brokers, b)
+			}
+		}
 		return nil
 	})
 	flag.StringVar(&f.AppID, "app-id", f.AppID, "application id (consumer group, internal topic prefix)")
