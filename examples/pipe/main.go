@@ -1,26 +1,80 @@
 // Command pipe copies every record of the input topic to the output topic
-// unchanged (key, value, timestamp and headers). With no flags it runs a
-// demo on an embedded Kafka broker and prints the output; with -brokers it
-// runs against that cluster until SIGINT/SIGTERM.
+// unchanged (key, value, timestamp and headers).
+//
+// With no flags it runs a demo on an embedded Kafka broker and prints the
+// output. With -brokers it runs against that cluster until SIGINT/SIGTERM;
+// the input and output topics must exist.
 package main
 
 import (
-	"github.com/runnel-dev/runnel/internal/demo"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/runnel-dev/runnel/devbroker"
+	"github.com/runnel-dev/runnel/examples/internal/cli"
+	"github.com/runnel-dev/runnel/examples/internal/demo"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// Topology adds the pipe to b.
+func Topology(b *stream.Builder, input, output string) {
+	stream.From(b, input, serde.Bytes, serde.Bytes).To(output, serde.Bytes, serde.Bytes)
+}
+
 func main() {
-	demo.Main(demo.Example{
-		Flags: demo.Parse(demo.Flags{AppID: "pipe", Input: "pipe-input", Output: "pipe-output"}),
-		Build: func(b *stream.Builder, input, output string) {
-			stream.From(b, input, serde.Bytes, serde.Bytes).To(output, serde.Bytes, serde.Bytes)
-		},
-		Input: []*kgo.Record{
-			{Key: []byte("k1"), Value: []byte("first")},
-			{Key: []byte("k2"), Value: []byte("second")},
-			{Key: []byte("k3"), Value: []byte("third")},
-		},
-	})
+	f := cli.Parse("pipe", "pipe-input", "pipe-output")
+	if err := run(f); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(f cli.Flags) error {
+	b := stream.NewBuilder()
+	Topology(b, f.Input, f.Output)
+	cfg := stream.Config{
+		AppID:          f.AppID,
+		Brokers:        f.Brokers,
+		StateDir:       f.StateDir,
+		Guarantee:      f.Guarantee,
+		CommitInterval: f.CommitInterval,
+		ClientOpts:     f.Client.Opts(),
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if len(cfg.Brokers) == 0 {
+		// No cluster given: a demo on an embedded broker, with the topics
+		// created and the demo records in the input.
+		broker, err := devbroker.Start(devbroker.Config{Topics: map[string]int32{f.Input: f.Partitions, f.Output: f.Partitions}})
+		if err != nil {
+			return err
+		}
+		defer broker.Close()
+		cfg.Brokers = broker.Brokers()
+		return demo.Run(ctx, broker, b, cfg, demo.Data{
+			Input: f.Input, Output: f.Output,
+			Records: []*kgo.Record{
+				{Key: []byte("k1"), Value: []byte("first")},
+				{Key: []byte("k2"), Value: []byte("second")},
+				{Key: []byte("k3"), Value: []byte("third")},
+			},
+		})
+	}
+
+	// A real cluster: the topics must exist; a missing one fails Run at
+	// once with stream.ErrTopicMissing. Run returns nil after a clean
+	// shutdown on SIGINT/SIGTERM.
+	app, err := stream.NewApp(b, cfg)
+	if err != nil {
+		return err
+	}
+	return app.Run(ctx)
 }

@@ -1,7 +1,7 @@
-// Package kafkatest starts the embedded kfake Kafka cluster on loopback TCP
-// and offers the few client-side helpers that tests, runnable examples and
-// benchmarks need: creating topics, producing, reading back committed data
-// and inspecting committed group offsets.
+// Package kafkatest adds to the embedded cluster of package devbroker the
+// client-side helpers that tests, runnable examples and benchmarks need:
+// producing, reading back committed data and inspecting committed group
+// offsets.
 //
 // The package imports package testing, for StartT (in kafkatest_testing.go),
 // the convenience for tests and benchmarks. The rest of the API does not use
@@ -18,96 +18,43 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/runnel-dev/runnel/devbroker"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// DefaultGroupMinSessionTimeout is the minimum group session timeout Start
-// configures. kfake's own default is 6s, which makes classic-group tests slow;
-// pass kfake.GroupMinSessionTimeout to Start to override it.
-const DefaultGroupMinSessionTimeout = 100 * time.Millisecond
-
 // metadataMinAge is the metadata refresh floor of the helpers' clients, so
 // that a consumer started before its topic exists notices the topic quickly
 // (franz-go's default is 5s).
 const metadataMinAge = 50 * time.Millisecond
 
-// Cluster is an embedded kfake cluster listening on loopback.
+// Cluster is a devbroker cluster with the test helpers. To use the helpers
+// on a cluster started with devbroker.Start, wrap it: &Cluster{Cluster: c}.
 //
 // A Cluster is safe for concurrent use. The caller must call Close (StartT
-// arranges it), which stops the brokers and the admin client.
+// arranges it).
 type Cluster struct {
-	kf    *kfake.Cluster
-	addrs []string
-	adm   *kadm.Client
-
-	closeOnce sync.Once
+	*devbroker.Cluster
 }
 
-// Start starts a cluster with one broker on a free 127.0.0.1 port. The
-// group minimum session timeout is lowered to DefaultGroupMinSessionTimeout
-// so group tests are fast. opts are applied after those defaults, so
-// kfake.NumBrokers, kfake.Ports or kfake.GroupMinSessionTimeout override them.
+// Start starts a devbroker cluster with one broker and the default group
+// minimum session timeout; opts are applied last, so kfake.NumBrokers,
+// kfake.Ports or kfake.GroupMinSessionTimeout override them.
 func Start(opts ...kfake.Opt) (*Cluster, error) {
-	// kfake listens on 127.0.0.1:<port>, and a zero port (the default when
-	// Ports is not given) lets the kernel pick a free one.
-	all := append([]kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.GroupMinSessionTimeout(DefaultGroupMinSessionTimeout),
-	}, opts...)
-	kf, err := kfake.NewCluster(all...)
+	c, err := devbroker.Start(devbroker.Config{Kfake: opts})
 	if err != nil {
-		return nil, fmt.Errorf("kafkatest: starting kfake: %w", err)
+		return nil, err
 	}
-	c := &Cluster{kf: kf, addrs: kf.ListenAddrs()}
-	cl, err := kgo.NewClient(c.clientOpts()...)
-	if err != nil {
-		kf.Close()
-		return nil, fmt.Errorf("kafkatest: admin client: %w", err)
-	}
-	c.adm = kadm.NewClient(cl)
-	return c, nil
-}
-
-// Brokers returns the cluster's bootstrap addresses ("127.0.0.1:port"), for
-// kgo.SeedBrokers. The caller may modify the returned slice.
-func (c *Cluster) Brokers() []string { return slices.Clone(c.addrs) }
-
-// Kfake returns the underlying kfake cluster, for fault injection
-// (ControlKey, Fault, ...) and inspection (GroupInfo, PartitionInfo, ...).
-func (c *Cluster) Kfake() *kfake.Cluster { return c.kf }
-
-// Close closes the admin client, then the cluster. It is idempotent. Clients
-// the caller created against the cluster should be closed first; otherwise
-// they keep retrying until they are closed.
-func (c *Cluster) Close() {
-	c.closeOnce.Do(func() {
-		c.adm.Close()
-		c.kf.Close()
-	})
+	return &Cluster{Cluster: c}, nil
 }
 
 // clientOpts returns the options every helper client starts from.
 func (c *Cluster) clientOpts(extra ...kgo.Opt) []kgo.Opt {
-	return append([]kgo.Opt{
-		kgo.SeedBrokers(c.addrs...),
-		kgo.MetadataMinAge(metadataMinAge),
-	}, extra...)
-}
-
-// CreateTopic creates a topic with the given partitions (replication factor
-// 1) and optional configs (nil for none). An existing topic is an error
-// (kerr.TopicAlreadyExists, matchable with errors.Is).
-func (c *Cluster) CreateTopic(ctx context.Context, topic string, partitions int32, configs map[string]*string) error {
-	if _, err := c.adm.CreateTopic(ctx, partitions, 1, configs, topic); err != nil {
-		return fmt.Errorf("kafkatest: creating topic %q: %w", topic, err)
-	}
-	return nil
+	return c.ClientOpts(append([]kgo.Opt{kgo.MetadataMinAge(metadataMinAge)}, extra...)...)
 }
 
 // Produce synchronously produces recs, each with its Topic set, with
@@ -183,14 +130,14 @@ func (c *Cluster) ReadCommitted(ctx context.Context, topic string, n int) ([]*kg
 // which a plain consumer never returns, it consumes with
 // kgo.KeepControlRecords and counts markers towards its position.
 func (c *Cluster) ReadAll(ctx context.Context, topic string) ([]*kgo.Record, error) {
-	starts, err := c.adm.ListStartOffsets(ctx, topic)
+	starts, err := c.Admin().ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = listedErr(starts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("kafkatest: listing start offsets of %q: %w", topic, err)
 	}
-	ends, err := c.adm.ListCommittedOffsets(ctx, topic)
+	ends, err := c.Admin().ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = listedErr(ends)
 	}
@@ -255,7 +202,7 @@ func (c *Cluster) ReadAll(ctx context.Context, topic string) ([]*kgo.Record, err
 // partition. Partitions without a commit are absent; a group that does not
 // exist has no commits.
 func (c *Cluster) CommittedOffsets(ctx context.Context, group, topic string) (map[int32]int64, error) {
-	resps, err := c.adm.FetchOffsets(ctx, group)
+	resps, err := c.Admin().FetchOffsets(ctx, group)
 	if err == nil {
 		err = resps.Error()
 	}

@@ -100,13 +100,13 @@ func (r *Runtime) checkExternalTopics(counts map[string]int32) error {
 				if n.Kind == graph.SinkKind {
 					role = "sink"
 				}
-				errs = append(errs, fmt.Errorf("%w: %s topic %q of node %q", ErrTopicMissing, role, topic, n.Name))
+				errs = append(errs, fmt.Errorf("%w: %s topic %q of node %q; create it before starting the application (only internal topics are created automatically)", ErrTopicMissing, role, topic, n.Name))
 			}
 		}
 	}
 	if dlq := r.cfg.DeadLetterTopic; dlq != "" {
 		if _, ok := counts[dlq]; !ok {
-			errs = append(errs, fmt.Errorf("%w: dead-letter queue topic %q", ErrTopicMissing, dlq))
+			errs = append(errs, fmt.Errorf("%w: dead-letter queue topic %q; create it before starting the application", ErrTopicMissing, dlq))
 		}
 	}
 	return errors.Join(errs...)
