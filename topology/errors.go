@@ -12,6 +12,10 @@ var (
 	// ErrInvalid is wrapped by every error Build reports about the shape of
 	// a topology.
 	ErrInvalid = errors.New("topology: invalid topology")
+	// ErrNoSource is returned by stream.NewApp, stream.NewAppFromTopology
+	// and streamtest.New for a topology that reads no topic: an application
+	// running it would wait in REBALANCING forever. It wraps ErrInvalid.
+	ErrNoSource = fmt.Errorf("%w: it has no source: read a topic with stream.From, stream.FromTopics, stream.FromPattern or stream.Table", ErrInvalid)
 )
 
 // NodeError is a build-time error about one node of a topology.
