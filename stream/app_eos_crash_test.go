@@ -1,14 +1,11 @@
 package stream_test
 
 import (
-	"cmp"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,160 +260,12 @@ func TestAppALOSCrashShowsDuplicates(t *testing.T) {
 		seed, res.in.lines, len(res.in.words), len(out), dups, over, res.kills, res.early, res.lastStart.Round(time.Millisecond))
 }
 
-// checkWordsExactlyOnce checks that the values of out are the input words,
-// each exactly once, and returns how many records are duplicates.
-func checkWordsExactlyOnce(t *testing.T, out []*kgo.Record, words []string) (dups int) {
-	t.Helper()
-	got := checkWordsDelivered(t, out, words)
-	want := make(map[string]bool, len(words))
-	for _, w := range words {
-		want[w] = true
-	}
-	reported := 0
-	for _, w := range slices.Sorted(maps.Keys(got)) {
-		n := got[w]
-		switch {
-		case !want[w]:
-			t.Errorf("output %q is no input word", w)
-		case n > 1:
-			dups += n - 1
-			if reported++; reported <= 10 {
-				var where []string // which transactions wrote it
-				for _, r := range out {
-					if string(r.Value) == w {
-						where = append(where, fmt.Sprintf("%d@%d by producer %d epoch %d", r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch))
-					}
-				}
-				t.Errorf("word %s is in the output %d times: %s", w, n, strings.Join(where, ", "))
-			}
-		}
-	}
-	if dups > 0 {
-		t.Errorf("%d duplicates in the output of %d words", dups, len(words))
-	}
-	return dups
-}
-
-// checkCountUpdates checks, for exactly-once, the committed updates of a
-// count topic against the true final counts: every key of truth has
-// updates, all in one partition, and its counts in offset order are
-// strictly increasing (the record cache may skip values, never repeat
-// one), never above the truth, and end at the truth.
-func checkCountUpdates(t *testing.T, recs []*kgo.Record, truth map[string]int64) {
-	t.Helper()
-	updates := map[string][]int64{}
-	partition := map[string]int32{}
-	errs := 0
-	errorf := func(format string, args ...any) {
-		t.Helper()
-		if errs++; errs <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
-	for _, r := range recs { // by partition, then offset
-		k := string(r.Key)
-		if len(r.Value) != 8 {
-			t.Fatalf("count of %q is %d bytes, want 8", k, len(r.Value))
-		}
-		if p, ok := partition[k]; ok && p != r.Partition {
-			errorf("key %s has updates in partitions %d and %d", k, p, r.Partition)
-		}
-		partition[k] = r.Partition
-		updates[k] = append(updates[k], int64(binary.BigEndian.Uint64(r.Value)))
-	}
-	for _, k := range slices.Sorted(maps.Keys(updates)) {
-		seq, want := updates[k], truth[k]
-		if want == 0 {
-			errorf("key %s is counted but not in the input: %v", k, seq)
-			continue
-		}
-		for i, n := range seq {
-			if n > want || (i > 0 && n <= seq[i-1]) {
-				errorf("key %s: update %d of %d is %d after %d (true count %d): %s", k, i, len(seq), n, seq[max(i-1, 0)], want, countsExcerpt(seq, i))
-				break
-			}
-		}
-		if last := seq[len(seq)-1]; last != want {
-			errorf("key %s: last count %d, want %d", k, last, want)
-		}
-	}
-	for k := range truth {
-		if len(updates[k]) == 0 {
-			errorf("key %s (true count %d) has no count", k, truth[k])
-		}
-	}
-	if errs > 20 {
-		t.Errorf("... %d count errors in all", errs)
-	}
-}
-
-// countsExcerpt formats the updates around seq[i].
-func countsExcerpt(seq []int64, i int) string {
-	lo, hi := max(i-3, 0), min(i+4, len(seq))
-	s := make([]string, 0, hi-lo)
-	for j := lo; j < hi; j++ {
-		s = append(s, strconv.FormatInt(seq[j], 10))
-	}
-	return fmt.Sprintf("...%s...", strings.Join(s, " "))
-}
-
 // countUncommitted returns how many data records topic holds up to its
 // high watermarks, read_uncommitted: committed ones, aborted ones and
 // those of open transactions.
 func (e *e2eEnv) countUncommitted(topic string) int {
 	e.t.Helper()
 	return len(e.readUncommitted(topic))
-}
-
-// readUncommitted returns the data records topic holds up to its high
-// watermarks, read_uncommitted, by partition then offset.
-func (e *e2eEnv) readUncommitted(topic string) []*kgo.Record {
-	e.t.Helper()
-	adm := kadm.NewClient(e.client(e.t))
-	ends, err := adm.ListEndOffsets(e.ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	want := map[int32]int64{}
-	from := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition], from[o.Partition] = o.Offset, kgo.NewOffset().AtStart()
-		}
-	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(e.ctx)
-		if err := e.ctx.Err(); err != nil {
-			e.t.Fatalf("reading %s read_uncommitted: %v", topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := want[r.Partition]
-			if !ok || r.Offset >= end {
-				return
-			}
-			if !r.Attrs.IsControl() {
-				recs = append(recs, r)
-			}
-			if r.Offset+1 >= end {
-				delete(want, r.Partition)
-			}
-		})
-	}
-	slices.SortStableFunc(recs, func(a, b *kgo.Record) int {
-		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
-	})
-	return recs
 }
 
 // TestAppEOSCrashTailRestore: under exactly-once, local state is applied

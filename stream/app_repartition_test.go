@@ -101,14 +101,3 @@ func TestAppRepartitionEndToEnd(t *testing.T) {
 		t.Errorf("users %v, want 7", users)
 	}
 }
-
-// client returns a plain client on the env's cluster, closed with the test.
-func (e *e2eEnv) client(t *testing.T) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
