@@ -65,6 +65,7 @@ func TestCrashChild(t *testing.T) {
 // in the output (duplicates allowed). Set RUNNEL_CRASH_SEED to replay a
 // run.
 func TestAppCrashRecovery(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}

@@ -206,6 +206,7 @@ func (e *e2eEnv) newCrashSpec(appID string, g stream.Guarantee) crashChildSpec {
 // in the output or in the state. Set RUNNEL_EOS_CRASH_SEED to replay a
 // run.
 func TestAppEOSCrashRecovery(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
@@ -239,6 +240,7 @@ func TestAppEOSCrashRecovery(t *testing.T) {
 // are reported, not required, since a run whose kills all fall right
 // after a commit has none. Set RUNNEL_ALOS_CRASH_SEED to replay a run.
 func TestAppALOSCrashRecovery(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
@@ -276,6 +278,7 @@ func (e *e2eEnv) countUncommitted(topic string) int {
 // the aborted ones; counts stay exact. Set RUNNEL_EOS_RESTORE_SEED to
 // replay a run.
 func TestAppEOSCrashTailRestore(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}

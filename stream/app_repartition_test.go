@@ -18,6 +18,7 @@ import (
 // topic is created with the right partition count and infinite retention,
 // and its consumed records are purged after commits.
 func TestAppRepartitionEndToEnd(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 45*time.Second)
 	e.topic("in", 2)
 	e.topic("out", 2)

@@ -31,6 +31,7 @@ import (
 // restored from the changelog is the state the crashed instances built.
 // Set RUNNEL_CHAOS_SEED to replay a run.
 func TestAppStateChaos(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}

@@ -29,6 +29,7 @@ import (
 // empty state dir restores the whole changelog; counts are exact
 // throughout.
 func TestAppStateRestartAndRestore(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 2*time.Minute)
 	e.topic("lines", 2)
 	e.topic("counts-out", 2)
@@ -88,6 +89,7 @@ func TestAppStateRestartAndRestore(t *testing.T) {
 // TestAppStateTasksMove: two instances split the tasks; when one leaves,
 // its tasks and their state move to the other and counts stay exact.
 func TestAppStateTasksMove(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 2*time.Minute)
 	e.topic("lines", 4)
 	e.topic("counts-out", 4)
@@ -432,6 +434,7 @@ func (r *startsRecorder) get() map[int32][]int64 {
 // has not owned for StateCleanupDelay, so when the task comes back it is
 // restored from the start of its changelog; counts stay exact.
 func TestAppStateCleanup(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, time.Minute)
 	e.topic("keyed", 2)
 	e.topic("key-counts", 2)

@@ -46,6 +46,16 @@ func e2eGroupOpts() []kgo.Opt {
 	}
 }
 
+// skipShort skips a long end-to-end test (the crash, chaos, zombie and
+// broker-fault suites, and others taking seconds) under go test -short,
+// the quick local loop; the README's test command and .ci/run run them.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("long end-to-end test: skipped with -short")
+	}
+}
+
 // e2eEnv is one end-to-end test: a cluster and a context bounding the test.
 type e2eEnv struct {
 	t   *testing.T
