@@ -31,6 +31,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	fmt.Fprintln(os.Stderr, crashChildReady)
 	b := stream.NewBuilder()
 	if spec.CountByKey {
 		grouped := stream.GroupByKey(stream.From(b, spec.Input, serde.String, serde.String), serde.String, serde.String)

@@ -289,6 +289,10 @@ func e2eMetric(t *testing.T, reg *prometheus.Registry, name string, want map[str
 // binary; TestCrashChild runs only when it is set.
 const crashChildEnv = "RUNNEL_CRASH_CHILD"
 
+// crashChildReady is the line TestCrashChild prints once SIGTERM shuts it
+// down cleanly.
+const crashChildReady = "crash child: handling SIGTERM"
+
 type crashChildSpec struct {
 	Brokers       []string
 	AppID         string
@@ -400,9 +404,21 @@ func killChild(t testing.TB, c *crashChild) {
 	<-c.done
 }
 
-// terminateChild sends c SIGTERM, asking it to shut down cleanly.
+// terminateChild sends c SIGTERM, asking it to shut down cleanly, once it
+// handles the signal: a child just started (for example one restarted
+// while the other instance finished the input) would otherwise be killed
+// by it before TestCrashChild installs its handler.
 func terminateChild(t testing.TB, c *crashChild) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	err := kafkatest.WaitFor(ctx, func() (bool, error) {
+		exited, _ := c.exited()
+		return exited || strings.Contains(c.out.String(), crashChildReady), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for the child to handle SIGTERM: %v\n%s", err, c.out.tail(50))
+	}
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
