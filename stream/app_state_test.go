@@ -434,18 +434,19 @@ func (r *startsRecorder) get() map[int32][]int64 {
 // has not owned for StateCleanupDelay, so when the task comes back it is
 // restored from the start of its changelog; counts stay exact.
 func TestAppStateCleanup(t *testing.T) {
-	skipShort(t)
 	e := newE2E(t, time.Minute)
 	e.topic("keyed", 2)
 	e.topic("key-counts", 2)
 	const appID = "cleanup"
 	truth := map[string]int64{}
 	produce := func(from, n int) {
+		var recs []*kgo.Record
 		for i := from; i < from+n; i++ {
 			k := fmt.Sprintf("k%d", i%20)
 			truth[k]++
-			e.produce(&kgo.Record{Topic: "keyed", Key: []byte(k), Value: []byte("x")})
+			recs = append(recs, &kgo.Record{Topic: "keyed", Key: []byte(k), Value: []byte("x")})
 		}
+		e.produce(recs...)
 	}
 	newApp := func(delay time.Duration) (*stream.App, *e2eLog, *startsRecorder) {
 		b := stream.NewBuilder()
