@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -622,50 +621,10 @@ func countsExcerpt(seq []int64, i int) string {
 // watermarks, read_uncommitted, by partition then offset.
 func (e *e2eEnv) readUncommitted(topic string) []*kgo.Record {
 	e.t.Helper()
-	adm := kadm.NewClient(e.client(e.t))
-	ends, err := adm.ListEndOffsets(e.ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	recs, err := e.c.ReadAllUncommitted(e.ctx, topic)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	want := map[int32]int64{}
-	from := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition], from[o.Partition] = o.Offset, kgo.NewOffset().AtStart()
-		}
-	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(e.ctx)
-		if err := e.ctx.Err(); err != nil {
-			e.t.Fatalf("reading %s read_uncommitted: %v", topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := want[r.Partition]
-			if !ok || r.Offset >= end {
-				return
-			}
-			if !r.Attrs.IsControl() {
-				recs = append(recs, r)
-			}
-			if r.Offset+1 >= end {
-				delete(want, r.Partition)
-			}
-		})
-	}
-	slices.SortStableFunc(recs, func(a, b *kgo.Record) int {
-		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
-	})
 	return recs
 }
 
