@@ -14,8 +14,9 @@ import (
 // Process runs a user Processor (the Processor API) on every record of s.
 // supplier is called once per task and must return a new instance each
 // time: Process calls it twice when adding the operator, as Kafka Streams
-// does, and Build reports an error naming the node if both calls return the
-// same instance (tasks sharing one would race). The key may change, so grouping the result repartitions it.
+// does, and Build reports an error naming the node if both calls return
+// the same instance (tasks sharing one would race). The key may change,
+// so grouping the result repartitions it.
 // Options: Named, WithStores (the stores the processor may use).
 func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, KR, VR], opts ...Option) KStream[KR, VR] {
 	return addProcessor(s, "PROCESSOR", true, supplier, nil, opts)
