@@ -187,7 +187,7 @@ func (e *e2eEnv) waitFor(what string, cond func() (bool, error), apps ...*e2eRun
 	}
 }
 
-// outputValues returns the values of topic's records.
+// e2eValues returns the values of recs.
 func e2eValues(recs []*kgo.Record) []string {
 	out := make([]string, len(recs))
 	for i, r := range recs {
@@ -196,7 +196,7 @@ func e2eValues(recs []*kgo.Record) []string {
 	return out
 }
 
-// committedSum returns the sum of group's committed offsets on topic.
+// committed returns group's committed offsets on topic, by partition.
 func (e *e2eEnv) committed(group, topic string) map[int32]int64 {
 	e.t.Helper()
 	offs, err := e.c.CommittedOffsets(e.ctx, group, topic)
