@@ -24,6 +24,9 @@ import (
 )
 
 func TestExamplesRunAsDocumented(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs every example: skipped with -short")
+	}
 	for _, tc := range []struct {
 		dir  string
 		args []string

@@ -77,7 +77,8 @@ type App struct {
 }
 
 // NewApp builds the topology and validates cfg. Errors name the invalid
-// node (matching topology.ErrInvalid) or Config field (matching ErrConfig).
+// node (matching topology.ErrInvalid) or Config field (matching ErrConfig);
+// a topology without a source is topology.ErrNoSource.
 // NewApp does no I/O: topics are checked when Run starts.
 func NewApp(b *Builder, cfg Config) (*App, error) {
 	topo, err := b.Build()
@@ -89,11 +90,14 @@ func NewApp(b *Builder, cfg Config) (*App, error) {
 
 // NewAppFromTopology is NewApp for an already built topology.
 func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
+	g := graph.Of(topo)
+	if len(g.Subtopologies()) == 0 {
+		return nil, topology.ErrNoSource
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	g := graph.Of(topo)
 	if cfg.EnsureExplicitInternalResourceNaming {
 		if err := checkExplicitNaming(g); err != nil {
 			return nil, err

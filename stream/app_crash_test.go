@@ -3,17 +3,10 @@ package stream_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
-	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,37 +14,7 @@ import (
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// crashChildEnv carries a crashChildSpec (JSON) to the re-executed test
-// binary; TestCrashChild runs only when it is set.
-const crashChildEnv = "RUNNEL_CRASH_CHILD"
-
-type crashChildSpec struct {
-	Brokers       []string
-	AppID         string
-	Input, Output string
-	// Counts receives a stateful branch: the count of words per (word
-	// suffix, line key), kept in a store under StateDir, which outlives
-	// the child processes.
-	Counts   string
-	StateDir string
-	// CacheMaxBytes and PurgeInterval set Config.CacheMaxBytes and
-	// Config.RepartitionPurgeInterval; zero means the default.
-	CacheMaxBytes int64
-	PurgeInterval time.Duration
-	// Guarantee sets Config.Guarantee (default AtLeastOnce); InstanceID
-	// Config.InstanceID.
-	Guarantee  stream.Guarantee
-	InstanceID string
-	// CountByKey replaces the linesplit application with a count of the
-	// input records per key (store "counts", no repartition) to Output.
-	CountByKey bool
-	// TransactionTimeout sets Config.TransactionTimeout; zero means the
-	// default.
-	TransactionTimeout time.Duration
-}
 
 // TestCrashChild is the child process of the crash tests and of
 // BenchmarkRecovery: a linesplit application with a stateful count branch
@@ -68,6 +31,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	fmt.Fprintln(os.Stderr, crashChildReady)
 	b := stream.NewBuilder()
 	if spec.CountByKey {
 		grouped := stream.From(b, spec.Input, serde.String, serde.String).GroupByKey(serde.String, serde.String)
@@ -96,89 +60,13 @@ func TestCrashChild(t *testing.T) {
 	}
 }
 
-// crashTopology adds the child's application to b: the words of each
-// line to spec.Output, and their count per (word suffix, line key) in the
-// store "counts" to spec.Counts. Tests that check the child's state run it
-// in process too.
-func crashTopology(b *stream.Builder, spec crashChildSpec) {
-	lines := stream.From(b, spec.Input, serde.String, serde.String)
-	words := stream.FlatMapValues(lines, strings.Fields)
-	words.To(spec.Output, serde.String, serde.String)
-	groups := stream.GroupBy(words, func(k, w string) string { return w[len(w)-1:] + "-" + k }, serde.String, serde.String)
-	groups.Count(stream.Materialized("counts")).ToStream().To(spec.Counts, serde.String, serde.Int64)
-}
-
-// crashChild is one run of the child process.
-type crashChild struct {
-	cmd  *exec.Cmd
-	out  *e2eLog       // combined stdout and stderr
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, set before done is closed
-}
-
-func (e *e2eEnv) startCrashChild(spec crashChildSpec) *crashChild {
-	e.t.Helper()
-	return startChild(e.ctx, e.t, spec)
-}
-
-// startChild starts a child process running spec. If still running, it
-// is killed when tb ends; when ctx ends first (a failed test's context
-// ends before its cleanups run), it dumps its goroutines into its log
-// instead.
-func startChild(ctx context.Context, tb testing.TB, spec crashChildSpec) *crashChild {
-	tb.Helper()
-	raw, err := json.Marshal(spec)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c := &crashChild{out: &e2eLog{}, done: make(chan struct{})}
-	c.cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-	c.cmd.Env = append(os.Environ(), crashChildEnv+"="+string(raw))
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	// A child still running when ctx ends (the test failed, or the child
-	// hangs) dumps its goroutines into its log; one stopped with SIGSTOP
-	// is continued first.
-	c.cmd.Cancel = func() error {
-		c.cmd.Process.Signal(syscall.SIGCONT)
-		return c.cmd.Process.Signal(syscall.SIGQUIT)
-	}
-	if err := c.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() {
-		c.err = c.cmd.Wait()
-		close(c.done)
-	}()
-	tb.Cleanup(func() {
-		if ctx.Err() == nil {
-			c.cmd.Process.Kill()
-		}
-		select {
-		case <-c.done: // killed, or dumped its goroutines as ctx ended
-		case <-time.After(10 * time.Second):
-			c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
-	return c
-}
-
-// exited reports whether the child has exited, and how.
-func (c *crashChild) exited() (bool, error) {
-	select {
-	case <-c.done:
-		return true, c.err
-	default:
-		return false, nil
-	}
-}
-
 // TestAppCrashRecovery kills a child process running the application with
 // SIGKILL at seeded random points while input keeps arriving, restarts it,
 // and finally lets it finish: under at-least-once every input word must be
 // in the output (duplicates allowed). Set RUNNEL_CRASH_SEED to replay a
 // run.
 func TestAppCrashRecovery(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
@@ -270,118 +158,4 @@ func TestAppCrashRecovery(t *testing.T) {
 	over := checkCountsAtLeast(t, e.e2eFinalCounts(spec.Counts), truth)
 	t.Logf("seed %d: %d input lines, %d words, %d output records, %d duplicates after %d SIGKILLs; counts over the truth by %d in all",
 		seed, lines, len(words), len(out), len(out)-len(got), kills, over)
-}
-
-// killChild kills c with SIGKILL and waits until it is gone.
-func killChild(t testing.TB, c *crashChild) {
-	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-c.done
-}
-
-// terminateChild sends c SIGTERM, asking it to shut down cleanly.
-func terminateChild(t testing.TB, c *crashChild) {
-	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitChildShutdown waits (as what) until c has exited, failing the test
-// if it exits with an error: a failed exit is reported as name's, with
-// the last tail lines of its log.
-func (e *e2eEnv) waitChildShutdown(what, name string, c *crashChild, tail int) {
-	e.t.Helper()
-	e.waitFor(what, func() (bool, error) {
-		ok, err := c.exited()
-		if ok && err != nil {
-			if errors.As(err, new(*exec.ExitError)) {
-				return false, fmt.Errorf("%s failed (%v):\n%s", name, err, c.out.tail(tail))
-			}
-			return false, err
-		}
-		return ok, nil
-	})
-}
-
-// crashTopics creates the input, output and counts topics of spec, with
-// three partitions each.
-func (e *e2eEnv) crashTopics(spec crashChildSpec) {
-	e.t.Helper()
-	for _, topic := range []string{spec.Input, spec.Output, spec.Counts} {
-		e.topic(topic, 3)
-	}
-}
-
-// endOffsetSum returns the sum of topic's end offsets (high watermarks).
-func endOffsetSum(ctx context.Context, adm *kadm.Client, topic string) (int64, error) {
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	var sum int64
-	ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
-	return sum, ends.Error()
-}
-
-// seededRand returns a random source seeded from the environment variable
-// env (to replay a run) or the clock, and the seed, which is logged when
-// the test fails.
-func seededRand(t *testing.T, env string) (*rand.Rand, uint64) {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(env); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("replay with %s=%d", env, seed)
-		}
-	})
-	return rand.New(rand.NewPCG(seed, seed)), seed
-}
-
-// checkWordsDelivered checks, for at-least-once, that every input word is
-// among the values of out, and returns how often each value occurs.
-func checkWordsDelivered(t *testing.T, out []*kgo.Record, words []string) map[string]int {
-	t.Helper()
-	got := map[string]int{}
-	for _, r := range out {
-		got[string(r.Value)]++
-	}
-	missing := 0
-	for _, w := range words {
-		if got[w] == 0 {
-			if missing < 10 {
-				t.Errorf("word %s of the input is missing from the output", w)
-			}
-			missing++
-		}
-	}
-	if missing > 0 {
-		t.Errorf("%d of %d words lost", missing, len(words))
-	}
-	return got
-}
-
-// checkCountsAtLeast checks, for at-least-once, that final has a count for
-// every key of truth and none below it, and returns by how much the counts
-// exceed the truth in all.
-func checkCountsAtLeast(t *testing.T, final, truth map[string]int64) (over int64) {
-	t.Helper()
-	for _, k := range slices.Sorted(maps.Keys(truth)) {
-		if final[k] < truth[k] {
-			t.Errorf("count of %s is %d, below the true %d", k, final[k], truth[k])
-		}
-		over += final[k] - truth[k]
-	}
-	if len(final) != len(truth) {
-		t.Errorf("counts for %d keys, want %d", len(final), len(truth))
-	}
-	return over
 }

@@ -1,14 +1,11 @@
 package stream_test
 
 import (
-	"cmp"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,6 +206,7 @@ func (e *e2eEnv) newCrashSpec(appID string, g stream.Guarantee) crashChildSpec {
 // in the output or in the state. Set RUNNEL_EOS_CRASH_SEED to replay a
 // run.
 func TestAppEOSCrashRecovery(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
@@ -235,12 +233,14 @@ func TestAppEOSCrashRecovery(t *testing.T) {
 		res.slowest.Round(time.Millisecond), res.lastStart.Round(time.Millisecond))
 }
 
-// TestAppALOSCrashShowsDuplicates runs TestAppEOSCrashRecovery's crashes
-// under at-least-once, to show the difference: every word is delivered
-// and no count is below the truth, but a crash between producing output
-// and committing the input duplicates both. Set RUNNEL_ALOS_CRASH_SEED to
-// replay a run.
-func TestAppALOSCrashShowsDuplicates(t *testing.T) {
+// TestAppALOSCrashRecovery runs TestAppEOSCrashRecovery's crashes under
+// at-least-once, to show what it guarantees: every word is delivered (none
+// lost) and no count is below the truth. A crash between producing output
+// and committing the input usually duplicates both; the duplicates seen
+// are reported, not required, since a run whose kills all fall right
+// after a commit has none. Set RUNNEL_ALOS_CRASH_SEED to replay a run.
+func TestAppALOSCrashRecovery(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
@@ -252,112 +252,12 @@ func TestAppALOSCrashShowsDuplicates(t *testing.T) {
 	out := e.readAll(spec.Output)
 	got := checkWordsDelivered(t, out, res.in.words)
 	over := checkCountsAtLeast(t, e.e2eFinalCounts(spec.Counts), res.in.truth)
-	// Each kill but the early ones comes while the child processes
-	// input it has not committed yet (input arrives every 10ms, commits
-	// every 100ms): its output is written again after the restart.
+	// Most kills come while the child processes input it has not
+	// committed yet (input arrives every 10ms, commits every 100ms): its
+	// output is written again after the restart. Reported, not required.
 	dups := len(out) - len(got)
-	if dups == 0 {
-		t.Errorf("no duplicates in the output after %d SIGKILLs (%d early) under at-least-once: the kills did not interrupt processing", res.kills, res.early)
-	}
 	t.Logf("seed %d: %d input lines, %d words, %d output records: %d duplicates; counts over the truth by %d in all; %d SIGKILLs (%d early); last run committed all in %v",
 		seed, res.in.lines, len(res.in.words), len(out), dups, over, res.kills, res.early, res.lastStart.Round(time.Millisecond))
-}
-
-// checkWordsExactlyOnce checks that the values of out are the input words,
-// each exactly once, and returns how many records are duplicates.
-func checkWordsExactlyOnce(t *testing.T, out []*kgo.Record, words []string) (dups int) {
-	t.Helper()
-	got := checkWordsDelivered(t, out, words)
-	want := make(map[string]bool, len(words))
-	for _, w := range words {
-		want[w] = true
-	}
-	reported := 0
-	for _, w := range slices.Sorted(maps.Keys(got)) {
-		n := got[w]
-		switch {
-		case !want[w]:
-			t.Errorf("output %q is no input word", w)
-		case n > 1:
-			dups += n - 1
-			if reported++; reported <= 10 {
-				var where []string // which transactions wrote it
-				for _, r := range out {
-					if string(r.Value) == w {
-						where = append(where, fmt.Sprintf("%d@%d by producer %d epoch %d", r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch))
-					}
-				}
-				t.Errorf("word %s is in the output %d times: %s", w, n, strings.Join(where, ", "))
-			}
-		}
-	}
-	if dups > 0 {
-		t.Errorf("%d duplicates in the output of %d words", dups, len(words))
-	}
-	return dups
-}
-
-// checkCountUpdates checks, for exactly-once, the committed updates of a
-// count topic against the true final counts: every key of truth has
-// updates, all in one partition, and its counts in offset order are
-// strictly increasing (the record cache may skip values, never repeat
-// one), never above the truth, and end at the truth.
-func checkCountUpdates(t *testing.T, recs []*kgo.Record, truth map[string]int64) {
-	t.Helper()
-	updates := map[string][]int64{}
-	partition := map[string]int32{}
-	errs := 0
-	errorf := func(format string, args ...any) {
-		t.Helper()
-		if errs++; errs <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
-	for _, r := range recs { // by partition, then offset
-		k := string(r.Key)
-		if len(r.Value) != 8 {
-			t.Fatalf("count of %q is %d bytes, want 8", k, len(r.Value))
-		}
-		if p, ok := partition[k]; ok && p != r.Partition {
-			errorf("key %s has updates in partitions %d and %d", k, p, r.Partition)
-		}
-		partition[k] = r.Partition
-		updates[k] = append(updates[k], int64(binary.BigEndian.Uint64(r.Value)))
-	}
-	for _, k := range slices.Sorted(maps.Keys(updates)) {
-		seq, want := updates[k], truth[k]
-		if want == 0 {
-			errorf("key %s is counted but not in the input: %v", k, seq)
-			continue
-		}
-		for i, n := range seq {
-			if n > want || (i > 0 && n <= seq[i-1]) {
-				errorf("key %s: update %d of %d is %d after %d (true count %d): %s", k, i, len(seq), n, seq[max(i-1, 0)], want, countsExcerpt(seq, i))
-				break
-			}
-		}
-		if last := seq[len(seq)-1]; last != want {
-			errorf("key %s: last count %d, want %d", k, last, want)
-		}
-	}
-	for k := range truth {
-		if len(updates[k]) == 0 {
-			errorf("key %s (true count %d) has no count", k, truth[k])
-		}
-	}
-	if errs > 20 {
-		t.Errorf("... %d count errors in all", errs)
-	}
-}
-
-// countsExcerpt formats the updates around seq[i].
-func countsExcerpt(seq []int64, i int) string {
-	lo, hi := max(i-3, 0), min(i+4, len(seq))
-	s := make([]string, 0, hi-lo)
-	for j := lo; j < hi; j++ {
-		s = append(s, strconv.FormatInt(seq[j], 10))
-	}
-	return fmt.Sprintf("...%s...", strings.Join(s, " "))
 }
 
 // countUncommitted returns how many data records topic holds up to its
@@ -366,57 +266,6 @@ func countsExcerpt(seq []int64, i int) string {
 func (e *e2eEnv) countUncommitted(topic string) int {
 	e.t.Helper()
 	return len(e.readUncommitted(topic))
-}
-
-// readUncommitted returns the data records topic holds up to its high
-// watermarks, read_uncommitted, by partition then offset.
-func (e *e2eEnv) readUncommitted(topic string) []*kgo.Record {
-	e.t.Helper()
-	adm := kadm.NewClient(e.client(e.t))
-	ends, err := adm.ListEndOffsets(e.ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	want := map[int32]int64{}
-	from := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition], from[o.Partition] = o.Offset, kgo.NewOffset().AtStart()
-		}
-	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(e.ctx)
-		if err := e.ctx.Err(); err != nil {
-			e.t.Fatalf("reading %s read_uncommitted: %v", topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := want[r.Partition]
-			if !ok || r.Offset >= end {
-				return
-			}
-			if !r.Attrs.IsControl() {
-				recs = append(recs, r)
-			}
-			if r.Offset+1 >= end {
-				delete(want, r.Partition)
-			}
-		})
-	}
-	slices.SortStableFunc(recs, func(a, b *kgo.Record) int {
-		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
-	})
-	return recs
 }
 
 // TestAppEOSCrashTailRestore: under exactly-once, local state is applied
@@ -429,6 +278,7 @@ func (e *e2eEnv) readUncommitted(topic string) []*kgo.Record {
 // the aborted ones; counts stay exact. Set RUNNEL_EOS_RESTORE_SEED to
 // replay a run.
 func TestAppEOSCrashTailRestore(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}

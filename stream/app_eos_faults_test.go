@@ -61,6 +61,7 @@ func (x eosTxn) String() string {
 // output once, and the counts must be exact, each key's counts strictly
 // increasing. Set RUNNEL_ZOMBIE_SEED to replay a run.
 func TestAppEOSZombieFenced(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}
@@ -421,6 +422,7 @@ func eosTxnProduce(req kmsg.Request) bool {
 // must be in the output once and the counts exact. Set
 // RUNNEL_BROKER_FAULTS_SEED to replay a run.
 func TestAppEOSBrokerFaults(t *testing.T) {
+	skipShort(t)
 	rng, seed := seededRand(t, "RUNNEL_BROKER_FAULTS_SEED")
 	for _, mode := range []struct {
 		name string

@@ -23,10 +23,12 @@ import (
 // instance held a write whose transaction never committed and the emitted
 // record was lost).
 func TestAppEOSFailedEndWhileStopping(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 2*time.Minute)
 	e.topic("in", 1)
 	e.topic("out", 1)
 	var armed atomic.Bool
+	var ticks atomic.Int64 // punctuations so far
 	seen := make(chan string, 4)
 	newApp := func(cfg stream.Config) *stream.App {
 		b := stream.NewBuilder()
@@ -46,6 +48,7 @@ func TestAppEOSFailedEndWhileStopping(t *testing.T) {
 					v, _, _ := kv.Get("a")
 					seen <- v
 					_, err = ctx.Schedule(20*time.Millisecond, topology.WallClockTime, func(int64) error {
+						ticks.Add(1)
 						if !armed.CompareAndSwap(true, false) {
 							return nil
 						}
@@ -76,7 +79,12 @@ func TestAppEOSFailedEndWhileStopping(t *testing.T) {
 	<-seen
 	e.produce(&kgo.Record{Topic: "in", Key: []byte("a"), Value: []byte("x")})
 	e.waitFor("the record committed", func() (bool, error) { return e.committed("skip", "in")[0] == 1, nil }, run)
-	time.Sleep(500 * time.Millisecond) // its state applied; later commits skip
+	// Wait for the commit to have applied the record's state: punctuation
+	// runs between records, which the commit holds off until it has
+	// written the task's state, so a punctuation that starts after the
+	// offset became visible comes after that write.
+	seenTicks := ticks.Load()
+	e.waitFor("a punctuation after the commit", func() (bool, error) { return ticks.Load() > seenTicks, nil }, run)
 
 	var refuse atomic.Bool
 	refuse.Store(true)

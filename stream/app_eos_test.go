@@ -19,6 +19,7 @@ import (
 // output is exact, and a clean restart on the same state dir restores
 // nothing and stays exact.
 func TestAppEOSWordCount(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 2*time.Minute)
 	e.topic("lines", 3)
 	e.topic("counts-out", 3)

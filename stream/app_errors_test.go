@@ -338,6 +338,33 @@ func TestNewAppConfigErrors(t *testing.T) {
 	}
 }
 
+// TestNewAppEmptyTopology: a topology that reads no topic (nothing added,
+// or only a store) is refused by NewApp and NewAppFromTopology, instead of
+// an App whose Run would sit in REBALANCING forever.
+func TestNewAppEmptyTopology(t *testing.T) {
+	cfg := stream.Config{AppID: "a", Brokers: []string{"127.0.0.1:9092"}}
+	const want = "topology: invalid topology: it has no source: read a topic with stream.From, stream.FromTopics, stream.FromPattern or stream.Table"
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, topology.ErrNoSource) || !errors.Is(err, topology.ErrInvalid) || err.Error() != want {
+			t.Errorf("%s = %v, want %q matching topology.ErrNoSource and topology.ErrInvalid", what, err, want)
+		}
+	}
+	empty := stream.NewBuilder()
+	storeOnly := stream.NewBuilder()
+	stream.AddKeyValueStore(storeOnly, "s", serde.String, serde.String)
+	for name, b := range map[string]*stream.Builder{"empty": empty, "store only": storeOnly} {
+		_, err := stream.NewApp(b, cfg)
+		check("NewApp("+name+")", err)
+		topo, err := b.Build()
+		if err != nil {
+			t.Fatalf("Build(%s): %v", name, err)
+		}
+		_, err = stream.NewAppFromTopology(topo, cfg)
+		check("NewAppFromTopology("+name+")", err)
+	}
+}
+
 // TestAppBrokersUnreachable: with no cluster listening, Run keeps retrying
 // and warning with the address instead of failing, never reaches RUNNING,
 // and returns nil soon after its context is cancelled.

@@ -18,6 +18,7 @@ import (
 // topic is created with the right partition count and infinite retention,
 // and its consumed records are purged after commits.
 func TestAppRepartitionEndToEnd(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 45*time.Second)
 	e.topic("in", 2)
 	e.topic("out", 2)
@@ -100,15 +101,4 @@ func TestAppRepartitionEndToEnd(t *testing.T) {
 	if len(users) != 7 {
 		t.Errorf("users %v, want 7", users)
 	}
-}
-
-// client returns a plain client on the env's cluster, closed with the test.
-func (e *e2eEnv) client(t *testing.T) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
 }

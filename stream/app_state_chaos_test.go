@@ -1,15 +1,12 @@
 package stream_test
 
 import (
-	"bytes"
 	"fmt"
 	"maps"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,121 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// chaosInput produces the lines of TestAppStateChaos and keeps what the
-// application must make of them. It is safe for concurrent use.
-type chaosInput struct {
-	cl    *kgo.Client
-	topic string
-
-	mu    sync.Mutex
-	lines int
-	words []string
-	// recs are the produced lines, with their partitions and offsets.
-	recs []*kgo.Record
-	// truth counts the words per (suffix, line key), as the child does.
-	truth map[string]int64
-}
-
-// produce synchronously produces n lines of three words, suffixes a, b
-// and c, keyed k0..k12.
-func (in *chaosInput) produce(e *e2eEnv, n int) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		l := in.lines + i
-		key := fmt.Sprintf("k%d", l%13)
-		ws := []string{fmt.Sprintf("l%05d:a", l), fmt.Sprintf("l%05d:b", l), fmt.Sprintf("l%05d:c", l)}
-		in.words = append(in.words, ws...)
-		for _, w := range ws {
-			in.truth[w[len(w)-1:]+"-"+key]++
-		}
-		recs[i] = &kgo.Record{Topic: in.topic, Key: []byte(key), Value: []byte(strings.Join(ws, " "))}
-	}
-	in.lines += n
-	in.recs = append(in.recs, recs...)
-	return in.cl.ProduceSync(e.ctx, recs...).FirstErr()
-}
-
-// background produces chunks of 5 lines every 10ms until stopped, so the
-// children are busy whenever they are killed.
-func (in *chaosInput) background(t *testing.T, e *e2eEnv) (stop func()) {
-	return produceInBackground(t, func() error { return in.produce(e, 5) }, nil)
-}
-
-// snapshot returns the words, a copy of the truth and the number of lines
-// produced so far.
-func (in *chaosInput) snapshot() (words []string, truth map[string]int64, lines int) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.words, maps.Clone(in.truth), in.lines
-}
-
-// newChaosInput returns a chaosInput producing to topic with a client
-// without linger, closed when the test ends.
-func (e *e2eEnv) newChaosInput(topic string) *chaosInput {
-	e.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.c.Brokers()...), kgo.ProducerLinger(0))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(cl.Close)
-	return &chaosInput{cl: cl, topic: topic, truth: map[string]int64{}}
-}
-
-// produceInBackground calls produce every 10ms in a goroutine, while more
-// (if not nil) reports true, until produce fails (a test error) or stop
-// is called; stop waits for the goroutine to end.
-func produceInBackground(t *testing.T, produce func() error, more func() bool) (stop func()) {
-	stopc, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for more == nil || more() {
-			if err := produce(); err != nil {
-				t.Error(err)
-				return
-			}
-			select {
-			case <-stopc:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() { close(stopc); <-done }
-}
-
-// contains reports whether the log holds s, without copying it.
-func (l *e2eLog) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Contains(l.buf.Bytes(), []byte(s))
-}
-
-// chaosRun is one run of a child process of TestAppStateChaos.
-type chaosRun struct {
-	name  string // "A#2 (cache -1)": instance A, its third run, and its cache
-	child *crashChild
-}
-
-// logRunsOnFailure logs, if the test fails, the exit status and the last
-// tail lines of the log of every run in *runs as it is when the test ends.
-func logRunsOnFailure(t *testing.T, runs *[]chaosRun, tail int) {
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, r := range *runs {
-				ok, err := r.child.exited()
-				t.Logf("logs of child %s (exited %v: %v):\n%s", r.name, ok, err, r.child.out.tail(tail))
-			}
-		}
-	})
-}
-
-// chaosRestoredRE matches the log line of a finished store restoration.
-var chaosRestoredRE = regexp.MustCompile(`msg="restored store".* from=(\d+) to=(\d+) records=(\d+)`)
 
 // TestAppStateChaos runs the stateful crash child as two instances of one
 // application, each with its own state directory that outlives its
@@ -149,6 +31,7 @@ var chaosRestoredRE = regexp.MustCompile(`msg="restored store".* from=(\d+) to=(
 // restored from the changelog is the state the crashed instances built.
 // Set RUNNEL_CHAOS_SEED to replay a run.
 func TestAppStateChaos(t *testing.T) {
+	skipShort(t)
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
 	}

@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -24,166 +23,13 @@ import (
 // End-to-end tests of state stores on the embedded cluster: restarts,
 // restoration, task moves, the state directory lock and disk failures.
 
-// e2eWordCount adds a word count of input to b, writing counts to output;
-// its store and changelog are named "counts".
-func e2eWordCount(b *stream.Builder, input, output string) {
-	lines := stream.From(b, input, serde.String, serde.String)
-	words := stream.FlatMapValues(lines, strings.Fields)
-	byWord := stream.GroupBy(words, func(_, w string) string { return w }, serde.String, serde.String)
-	byWord.Count(stream.Materialized("counts")).ToStream().To(output, serde.String, serde.Int64)
-}
-
-// e2eCorpus produces n lines of words w0..w(vocab-1) to topic, starting at
-// line first, and adds their counts to truth.
-func (e *e2eEnv) e2eCorpus(topic string, first, n, vocab int, truth map[string]int64) {
-	e.t.Helper()
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		l := first + i
-		ws := []string{fmt.Sprintf("w%d", l%vocab), fmt.Sprintf("w%d", (l*7+3)%vocab), fmt.Sprintf("w%d", (l*13+5)%vocab)}
-		for _, w := range ws {
-			truth[w]++
-		}
-		recs[i] = &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "line-%d", l), Value: []byte(strings.Join(ws, " "))}
-	}
-	e.produce(recs...)
-}
-
-// e2eFinalCounts returns the last count of every word in the output topic
-// (a word's updates are all in one partition, in order).
-func (e *e2eEnv) e2eFinalCounts(topic string) map[string]int64 {
-	e.t.Helper()
-	final := map[string]int64{}
-	for _, r := range e.readAll(topic) {
-		if len(r.Value) != 8 {
-			e.t.Fatalf("count of %q is %d bytes, want 8", r.Key, len(r.Value))
-		}
-		final[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
-	}
-	return final
-}
-
-// e2eWaitCommitted waits until the group has committed every record of
-// the topics produced so far, in order: a topic's records must be
-// committed before the (repartition) topics it feeds are checked. The
-// target of a partition is one past its last data record: under
-// exactly-once a transaction marker follows it, which committed offsets
-// never pass.
-func (e *e2eEnv) e2eWaitCommitted(group string, topics []string, apps ...*e2eRun) {
-	e.t.Helper()
-	e.e2eWaitCommittedAlive(group, topics, nil, apps...)
-}
-
-// e2eWaitCommittedAlive is e2eWaitCommitted that also fails as soon as
-// alive, if not nil, returns an error (a child process has exited).
-func (e *e2eEnv) e2eWaitCommittedAlive(group string, topics []string, alive func() error, apps ...*e2eRun) {
-	e.t.Helper()
-	for _, topic := range topics {
-		ends := map[int32]int64{}
-		for _, r := range e.readAll(topic) {
-			ends[r.Partition] = r.Offset + 1
-		}
-		e.waitFor("all records of "+topic+" committed", func() (bool, error) {
-			if alive != nil {
-				if err := alive(); err != nil {
-					return false, err
-				}
-			}
-			offs, err := e.c.CommittedOffsets(e.ctx, group, topic)
-			if err != nil {
-				return false, err
-			}
-			for p, end := range ends {
-				if offs[p] < end {
-					return false, nil
-				}
-			}
-			return true, nil
-		}, apps...)
-	}
-}
-
-// e2eWordCountTopics are the topics a word count app reads, in order.
-func e2eWordCountTopics(appID string) []string {
-	return []string{"lines", appID + "-counts-repartition"}
-}
-
-// e2eEndSum returns the sum of the end offsets of a topic.
-func (e *e2eEnv) e2eEndSum(topic string) int64 {
-	e.t.Helper()
-	ends, err := kadm.NewClient(e.client(e.t)).ListEndOffsets(e.ctx, topic)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var sum int64
-	ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
-	return sum
-}
-
-// restoreCounter is a state.RestoreListener that counts restored records.
-type restoreCounter struct {
-	mu       sync.Mutex
-	restored int64
-	starts   int
-	ends     int
-}
-
-func (c *restoreCounter) OnRestoreStart(string, int32, string, int64, int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.starts++
-}
-
-func (c *restoreCounter) OnBatchRestored(_ string, _ int32, _ string, _, n int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.restored += n
-}
-
-func (c *restoreCounter) OnRestoreEnd(string, int32, string, int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ends++
-}
-
-func (c *restoreCounter) get() (restored int64, starts, ends int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.restored, c.starts, c.ends
-}
-
-// runWordCount runs a word count app with the given state dir until all
-// input is committed, then stops it cleanly; it returns the restore
-// counts it saw.
-func (e *e2eEnv) runWordCount(appID, stateDir string, opts ...func(*stream.Config)) *restoreCounter {
-	e.t.Helper()
-	b := stream.NewBuilder()
-	e2eWordCount(b, "lines", "counts-out")
-	cfg, _ := e.config(appID)
-	cfg.StateDir = stateDir
-	for _, o := range opts {
-		o(&cfg)
-	}
-	rc := &restoreCounter{}
-	cfg.RestoreListener = rc
-	app, err := stream.NewApp(b, cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	run := e.start(app)
-	e.e2eWaitCommitted(appID, e2eWordCountTopics(appID), run)
-	if err := run.stop(e.t); err != nil {
-		e.t.Fatalf("Run: %v", err)
-	}
-	return rc
-}
-
 // TestAppStateRestartAndRestore: a clean restart with the same state dir
 // restores nothing (its checkpoint is the changelog end); a state dir that
 // missed updates made elsewhere restores exactly the changelog tail; an
 // empty state dir restores the whole changelog; counts are exact
 // throughout.
 func TestAppStateRestartAndRestore(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 2*time.Minute)
 	e.topic("lines", 2)
 	e.topic("counts-out", 2)
@@ -243,6 +89,7 @@ func TestAppStateRestartAndRestore(t *testing.T) {
 // TestAppStateTasksMove: two instances split the tasks; when one leaves,
 // its tasks and their state move to the other and counts stay exact.
 func TestAppStateTasksMove(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 2*time.Minute)
 	e.topic("lines", 4)
 	e.topic("counts-out", 4)
@@ -593,11 +440,13 @@ func TestAppStateCleanup(t *testing.T) {
 	const appID = "cleanup"
 	truth := map[string]int64{}
 	produce := func(from, n int) {
+		var recs []*kgo.Record
 		for i := from; i < from+n; i++ {
 			k := fmt.Sprintf("k%d", i%20)
 			truth[k]++
-			e.produce(&kgo.Record{Topic: "keyed", Key: []byte(k), Value: []byte("x")})
+			recs = append(recs, &kgo.Record{Topic: "keyed", Key: []byte(k), Value: []byte("x")})
 		}
+		e.produce(recs...)
 	}
 	newApp := func(delay time.Duration) (*stream.App, *e2eLog, *startsRecorder) {
 		b := stream.NewBuilder()

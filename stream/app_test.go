@@ -325,6 +325,7 @@ func TestAppRebalanceTwoInstances(t *testing.T) {
 // records, which the runtime stopped fetching and fetched again (pause and
 // resume), are all processed exactly once and in order.
 func TestAppBlockedTaskBackpressure(t *testing.T) {
+	skipShort(t)
 	e := newE2E(t, 60*time.Second)
 	e.topic("in", 2)
 	e.topic("out", 2)

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -13,7 +14,10 @@ import (
 
 // Process runs a user Processor (the Processor API) on every record of s.
 // supplier is called once per task and must return a new instance each
-// time. The key may change, so grouping the result repartitions it.
+// time: Process calls it twice when adding the operator, as Kafka Streams
+// does, and Build reports an error naming the node if both calls return
+// the same instance (tasks sharing one would race). The key may change,
+// so grouping the result repartitions it.
 // Options: Named, WithStores (the stores the processor may use).
 func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, KR, VR], opts ...ProcessorOption) KStream[KR, VR] {
 	return addProcessor(s, "PROCESSOR", true, supplier, nil, opts)
@@ -22,6 +26,7 @@ func Process[K, V, KR, VR any](s KStream[K, V], supplier func() topology.Process
 // ProcessValues runs a user Processor that keeps the key: records it
 // forwards get the input record's key whatever key they carry, so no
 // repartition is needed downstream. It cannot forward from a punctuator.
+// supplier must return a new instance on every call, as for Process.
 // Options: Named, WithStores.
 func ProcessValues[K, V, VR any](s KStream[K, V], supplier func() topology.Processor[K, V, K, VR], opts ...ProcessorOption) KStream[K, VR] {
 	return addProcessor(s, "PROCESSVALUES", s.keyChanged, supplier, func(n *processorNode[K, V, K, VR]) {
@@ -39,6 +44,9 @@ func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged b
 	o := optionsOf(opts)
 	name := s.b.nodeName(o, prefix)
 	s.b.checkNil(name, "processor supplier", supplier)
+	if supplier != nil {
+		checkSupplier(s.b, name, supplier)
+	}
 	stores := o.stores
 	s.b.add(&graph.Node{
 		Name: name, Kind: graph.ProcessorKind, Parents: []string{s.node}, Stores: stores,
@@ -60,6 +68,42 @@ func addProcessor[K, V, KR, VR any](s KStream[K, V], prefix string, keyChanged b
 		},
 	})
 	return streamOf(pipe[KR, VR]{b: s.b, node: name, keyChanged: keyChanged})
+}
+
+// checkSupplier calls supplier twice, as Kafka Streams'
+// ApiUtils.checkSupplier does, and records a build error naming node when
+// both calls return the same instance: every task calls the supplier for
+// its own processor, and tasks run on different goroutines. A panic in the
+// supplier is recorded as a build error too. The two processors are
+// discarded without Init or Close.
+func checkSupplier[P any](b *Builder, node string, supplier func() P) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.fail(node, fmt.Errorf("processor supplier panicked when called at build time: %v", p))
+		}
+	}()
+	if sameInstance(supplier(), supplier()) {
+		b.fail(node, errors.New("processor supplier returned the same instance twice: it must return a new Processor on every call (each task calls it for its own instance; sharing one is a data race between tasks)"))
+	}
+}
+
+// sameInstance reports whether a and b are the same instance of a
+// reference type (pointer, map or channel). Values of other kinds are
+// copies, so never the same instance; neither are pointers to zero-size
+// types, which Go may place at one address although they hold no state.
+// Unlike a == b, it does not panic on non-comparable dynamic types.
+func sameInstance(a, b any) bool {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if !va.IsValid() || !vb.IsValid() || va.Type() != vb.Type() {
+		return false
+	}
+	switch va.Kind() {
+	case reflect.Pointer:
+		return va.Type().Elem().Size() > 0 && !va.IsNil() && va.Pointer() == vb.Pointer()
+	case reflect.Map, reflect.Chan:
+		return !va.IsNil() && va.Pointer() == vb.Pointer()
+	}
+	return false
 }
 
 // processorNode adapts a user Processor to a node instance.

@@ -310,3 +310,71 @@ func TestProcessSupplierReturningNil(t *testing.T) {
 		t.Fatalf("New = %v, want an error naming the node", err)
 	}
 }
+
+// sliceProc is a Processor with value receivers whose type is not
+// comparable (a == b on two of them panics): a supplier returning it
+// returns a copy every time, which is not a shared instance.
+type sliceProc struct{ seen []string }
+
+func (sliceProc) Init(topology.ProcessorContext[string, string]) error { return nil }
+func (sliceProc) Process(topology.Record[string, string]) error        { return nil }
+func (sliceProc) Close() error                                         { return nil }
+
+// emptyProc has no state: Go may give every &emptyProc{} the same address.
+type emptyProc struct{}
+
+func (*emptyProc) Init(topology.ProcessorContext[string, string]) error { return nil }
+func (*emptyProc) Process(topology.Record[string, string]) error        { return nil }
+func (*emptyProc) Close() error                                         { return nil }
+
+// mapProc is a Processor of a reference type other than a pointer.
+type mapProc map[string]int
+
+func (mapProc) Init(topology.ProcessorContext[string, string]) error { return nil }
+func (m mapProc) Process(rec topology.Record[string, string]) error  { m[rec.Key]++; return nil }
+func (mapProc) Close() error                                         { return nil }
+
+func TestProcessSupplierSameInstance(t *testing.T) {
+	type proc = topology.Processor[string, string, string, string]
+	shared := &topology.ProcessorFuncs[string, string, string, string]{}
+	sharedMap := mapProc{}
+	const msg = `processor supplier returned the same instance twice: it must return a new Processor on every call`
+	for _, tc := range []struct {
+		name     string
+		values   bool // ProcessValues instead of Process
+		supplier func() proc
+		want     string // "" for no error
+	}{
+		{"pointer", false, func() proc { return shared }, msg},
+		{"pointer-values", true, func() proc { return shared }, msg},
+		{"map", false, func() proc { return sharedMap }, msg},
+		{"new-pointer", false, func() proc { return &topology.ProcessorFuncs[string, string, string, string]{} }, ""},
+		{"non-comparable-value", false, func() proc { return sliceProc{seen: []string{"x"}} }, ""},
+		{"zero-size-pointer", false, func() proc { return &emptyProc{} }, ""},
+		{"panics", false, func() proc { panic("no database yet") }, "processor supplier panicked when called at build time: no database yet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := stream.NewBuilder()
+			src := stream.From(b, "in", serde.String, serde.String)
+			if tc.values {
+				stream.ProcessValues(src, tc.supplier, stream.Named("the-proc")).To("out", serde.String, serde.String)
+			} else {
+				stream.Process(src, tc.supplier, stream.Named("the-proc")).To("out", serde.String, serde.String)
+			}
+			if tc.want == "" {
+				if _, err := b.Build(); err != nil {
+					t.Fatalf("Build: %v", err)
+				}
+				return
+			}
+			err := buildErr(t, b)
+			expectNodeError(t, err, "the-proc", tc.want)
+			if !strings.Contains(err.Error(), `node "the-proc": `+tc.want) {
+				t.Errorf("Build error %q does not name the node", err)
+			}
+			if _, err := stream.NewApp(b, stream.Config{AppID: "a", Brokers: []string{"localhost:9092"}}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("NewApp = %v, want the same error", err)
+			}
+		})
+	}
+}

@@ -114,9 +114,38 @@ func (r *recoveryRun) produceAgain() {
 
 // untilCommitted starts a child on r.spec and returns the time from its
 // start until the group's committed offsets cover the input. It then
-// SIGKILLs the child, half a second later so that its state has been
-// written after its last commit, and waits until it has left the group.
+// SIGKILLs the child once the state of that commit is written (see
+// waitStateWritten), and waits until it has left the group.
 func (r *recoveryRun) untilCommitted(what string) time.Duration {
+	r.b.Helper()
+	ends := r.inputEnds()
+	start := time.Now()
+	child := startChild(r.ctx, r.b, r.spec)
+	r.waitCommitted(what, child, ends)
+	elapsed := time.Since(start)
+	r.waitStateWritten(child)
+	if err := child.cmd.Process.Kill(); err != nil {
+		r.b.Fatal(err)
+	}
+	<-child.done
+	restored, secs := restoredRecords(child.out.String())
+	r.b.Logf("%s: input committed %v after the process started; it restored %d records (the slowest partition in %.2fs)",
+		what, elapsed.Round(time.Millisecond), restored, secs)
+	err := kafkatest.WaitFor(r.ctx, func() (bool, error) {
+		groups, err := r.adm.DescribeGroups(r.ctx, r.spec.AppID)
+		if err == nil {
+			err = groups.Error()
+		}
+		return err == nil && len(groups[r.spec.AppID].Members) == 0, err
+	})
+	if err != nil {
+		r.b.Fatalf("waiting for the killed child to leave the group: %v", err)
+	}
+	return elapsed
+}
+
+// inputEnds returns the input's end offsets.
+func (r *recoveryRun) inputEnds() kadm.ListedOffsets {
 	r.b.Helper()
 	ends, err := r.adm.ListEndOffsets(r.ctx, r.spec.Input)
 	if err == nil {
@@ -125,9 +154,14 @@ func (r *recoveryRun) untilCommitted(what string) time.Duration {
 	if err != nil {
 		r.b.Fatal(err)
 	}
-	start := time.Now()
-	child := startChild(r.ctx, r.b, r.spec)
-	err = kafkatest.WaitFor(r.ctx, func() (bool, error) {
+	return ends
+}
+
+// waitCommitted waits until the group's committed offsets cover ends,
+// failing the benchmark if child exits.
+func (r *recoveryRun) waitCommitted(what string, child *crashChild, ends kadm.ListedOffsets) {
+	r.b.Helper()
+	err := kafkatest.WaitFor(r.ctx, func() (bool, error) {
 		if ok, err := child.exited(); ok {
 			return false, fmt.Errorf("the child exited (%v):\n%s", err, child.out.tail(50))
 		}
@@ -139,26 +173,22 @@ func (r *recoveryRun) untilCommitted(what string) time.Duration {
 	if err != nil {
 		r.b.Fatalf("waiting for %s to commit the input: %v", what, err)
 	}
-	elapsed := time.Since(start)
-	time.Sleep(500 * time.Millisecond)
-	if err := child.cmd.Process.Kill(); err != nil {
+}
+
+// waitStateWritten waits until child has written the state of the commit
+// that covered the input: under exactly-once the state is written after
+// the transaction commits, so a SIGKILL right after the offsets show
+// would make the restart restore that whole transaction from the
+// changelog. Commits are sequential, so a marker record (of its own key)
+// committed in a later transaction shows it was written; only the
+// marker's own state may be lost.
+func (r *recoveryRun) waitStateWritten(child *crashChild) {
+	r.b.Helper()
+	marker := &kgo.Record{Topic: r.spec.Input, Partition: 0, Key: []byte("marker"), Value: []byte("marker")}
+	if err := r.c.ProduceToPartitions(r.ctx, marker); err != nil {
 		r.b.Fatal(err)
 	}
-	<-child.done
-	restored, secs := restoredRecords(child.out.String())
-	r.b.Logf("%s: input committed %v after the process started; it restored %d records (the slowest partition in %.2fs)",
-		what, elapsed.Round(time.Millisecond), restored, secs)
-	err = kafkatest.WaitFor(r.ctx, func() (bool, error) {
-		groups, err := r.adm.DescribeGroups(r.ctx, r.spec.AppID)
-		if err == nil {
-			err = groups.Error()
-		}
-		return err == nil && len(groups[r.spec.AppID].Members) == 0, err
-	})
-	if err != nil {
-		r.b.Fatalf("waiting for the killed child to leave the group: %v", err)
-	}
-	return elapsed
+	r.waitCommitted("the marker record", child, r.inputEnds())
 }
 
 // checkCount checks that the last committed count of recoveryKey in the

@@ -12,6 +12,10 @@ var (
 	// ErrInvalid is wrapped by every error Build reports about the shape of
 	// a topology.
 	ErrInvalid = errors.New("topology: invalid topology")
+	// ErrNoSource is returned by stream.NewApp, stream.NewAppFromTopology
+	// and streamtest.New for a topology that reads no topic: an application
+	// running it would wait in REBALANCING forever. It wraps ErrInvalid.
+	ErrNoSource = fmt.Errorf("%w: it has no source: read a topic with stream.From, stream.FromTopics, stream.FromPattern or stream.Table", ErrInvalid)
 )
 
 // NodeError is a build-time error about one node of a topology.
@@ -41,13 +45,17 @@ type DeserializationError struct {
 	Err error
 }
 
-// Error names the source node and the record's topic, partition and offset.
+// Error names the source node and the record's topic, partition and
+// offset, and says how to skip such records instead of failing.
 func (e *DeserializationError) Error() string {
 	part := "value"
 	if e.Key {
 		part = "key"
 	}
-	return fmt.Sprintf("deserializing %s of %s-%d@%d at source %q: %v", part, e.Topic, e.Partition, e.Offset, e.Node, e.Err)
+	return fmt.Sprintf("deserializing %s of %s-%d@%d at source %q: %v "+
+		"(to skip records that cannot be deserialized, set Config.DeserializationErrorHandler = stream.LogAndContinue; "+
+		"set Config.DeadLetterQueueTopic to keep a copy of each skipped record)",
+		part, e.Topic, e.Partition, e.Offset, e.Node, e.Err)
 }
 
 // Unwrap returns the serde's error.

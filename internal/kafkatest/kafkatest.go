@@ -130,6 +130,18 @@ func (c *Cluster) ReadCommitted(ctx context.Context, topic string, n int) ([]*kg
 // which a plain consumer never returns, it consumes with
 // kgo.KeepControlRecords and counts markers towards its position.
 func (c *Cluster) ReadAll(ctx context.Context, topic string) ([]*kgo.Record, error) {
+	return c.readAll(ctx, topic, false)
+}
+
+// ReadAllUncommitted is ReadAll at read_uncommitted: it reads every data
+// record in topic up to the high watermarks listed when it is called,
+// aborted ones and those of open transactions included.
+func (c *Cluster) ReadAllUncommitted(ctx context.Context, topic string) ([]*kgo.Record, error) {
+	return c.readAll(ctx, topic, true)
+}
+
+// readAll is ReadAll, or ReadAllUncommitted when uncommitted is true.
+func (c *Cluster) readAll(ctx context.Context, topic string, uncommitted bool) ([]*kgo.Record, error) {
 	starts, err := c.Admin().ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = listedErr(starts)
@@ -137,7 +149,11 @@ func (c *Cluster) ReadAll(ctx context.Context, topic string) ([]*kgo.Record, err
 	if err != nil {
 		return nil, fmt.Errorf("kafkatest: listing start offsets of %q: %w", topic, err)
 	}
-	ends, err := c.Admin().ListCommittedOffsets(ctx, topic)
+	listEnds, isolation := c.Admin().ListCommittedOffsets, kgo.ReadCommitted()
+	if uncommitted {
+		listEnds, isolation = c.Admin().ListEndOffsets, kgo.ReadUncommitted()
+	}
+	ends, err := listEnds(ctx, topic)
 	if err == nil {
 		err = listedErr(ends)
 	}
@@ -161,7 +177,7 @@ func (c *Cluster) ReadAll(ctx context.Context, topic string) ([]*kgo.Record, err
 
 	cl, err := kgo.NewClient(c.clientOpts(
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchIsolationLevel(isolation),
 		kgo.KeepControlRecords(),
 	)...)
 	if err != nil {

@@ -177,6 +177,14 @@ func TestReadAllTransactional(t *testing.T) {
 	if fmt.Sprint(values(got)) != fmt.Sprint(want) {
 		t.Fatalf("ReadAll = %v, want %v", values(got), want)
 	}
+	got, err = c.ReadAllUncommitted(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"c1", "c3", "a1", "c4", "open1", "c2", "a2", "c5", "open2"} // aborted and open ones too
+	if fmt.Sprint(values(got)) != fmt.Sprint(want) {
+		t.Fatalf("ReadAllUncommitted = %v, want %v", values(got), want)
+	}
 
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)

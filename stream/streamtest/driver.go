@@ -109,12 +109,16 @@ type delivery struct {
 }
 
 // New returns a Driver running t. It builds and initializes every task
-// (processors' Init runs here) and returns an error if one fails.
+// (processors' Init runs here) and returns an error if one fails. A
+// topology without a source is topology.ErrNoSource.
 func New(topo *topology.Topology, cfg Config) (*Driver, error) {
 	if topo == nil {
 		return nil, errors.New("streamtest: topology is nil")
 	}
 	t := graph.Of(topo)
+	if len(t.Subtopologies()) == 0 {
+		return nil, topology.ErrNoSource
+	}
 	if cfg.AppID == "" {
 		cfg.AppID = "streamtest"
 	}

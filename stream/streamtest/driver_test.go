@@ -204,6 +204,13 @@ func TestNewFailsWhenInitFails(t *testing.T) {
 	if _, err := streamtest.New(nil, streamtest.Config{}); err == nil {
 		t.Fatal("New(nil) succeeded")
 	}
+	empty, err := stream.NewBuilder().Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := streamtest.New(empty, streamtest.Config{}); !errors.Is(err, topology.ErrNoSource) || !strings.Contains(err.Error(), "it has no source: read a topic with stream.From") {
+		t.Fatalf("New(empty topology) = %v, want topology.ErrNoSource", err)
+	}
 }
 
 func TestAdvanceWallClockFiresEveryDuePunctuation(t *testing.T) {
