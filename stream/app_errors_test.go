@@ -69,7 +69,7 @@ func TestAppDeserializationErrorFails(t *testing.T) {
 	if de.Topic != "in" || de.Partition != 1 || de.Offset != badOffset || de.Key || de.Node != "numbers" {
 		t.Errorf("DeserializationError = %+v, want value of in-1@%d at node numbers", de, badOffset)
 	}
-	for _, want := range []string{fmt.Sprintf("in-1@%d", badOffset), "numbers"} {
+	for _, want := range []string{fmt.Sprintf("in-1@%d", badOffset), "numbers", "set Config.DeserializationErrorHandler = stream.LogAndContinue", "Config.DeadLetterQueueTopic"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
@@ -175,6 +175,9 @@ func TestAppDeserializationErrorDeadLetter(t *testing.T) {
 	if s := skipped[0]; s.Reason != "deserialization" || s.Topic != "in" || s.Partition != 1 || s.Offset != badOffset || !s.Valid ||
 		s.Node != "numbers" || s.Task != (topology.TaskID{Subtopology: 0, Partition: 1}) || !errors.As(s.Err, new(*topology.DeserializationError)) {
 		t.Errorf("RecordSkipped %+v, want the deserialization failure of in-1@%d at node numbers", s, badOffset)
+	}
+	if msg := skipped[0].Err.Error(); strings.Contains(msg, "to skip records") {
+		t.Errorf("skipped record's error %q tells how to skip records: only a failing one should", msg)
 	}
 }
 

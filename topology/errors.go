@@ -46,16 +46,14 @@ type DeserializationError struct {
 }
 
 // Error names the source node and the record's topic, partition and
-// offset, and says how to skip such records instead of failing.
+// offset. (When the handler fails the task with it, the error the
+// application returns also says how to skip such records instead.)
 func (e *DeserializationError) Error() string {
 	part := "value"
 	if e.Key {
 		part = "key"
 	}
-	return fmt.Sprintf("deserializing %s of %s-%d@%d at source %q: %v "+
-		"(to skip records that cannot be deserialized, set Config.DeserializationErrorHandler = stream.LogAndContinue; "+
-		"set Config.DeadLetterQueueTopic to keep a copy of each skipped record)",
-		part, e.Topic, e.Partition, e.Offset, e.Node, e.Err)
+	return fmt.Sprintf("deserializing %s of %s-%d@%d at source %q: %v", part, e.Topic, e.Partition, e.Offset, e.Node, e.Err)
 }
 
 // Unwrap returns the serde's error.

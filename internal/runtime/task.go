@@ -278,6 +278,12 @@ func (t *Task) process(rec *kgo.Record) error {
 	}
 	ectx := errorContext(t.cfg.ID, node, t.current, true, 0, rec)
 	if handler == nil || handler(ectx, err) != topology.Continue {
+		if de != nil {
+			// Only where the record fails the task: a skipped record's
+			// log line would contradict it.
+			return fmt.Errorf("%w (to skip records that cannot be deserialized, set Config.DeserializationErrorHandler = stream.LogAndContinue; "+
+				"set Config.DeadLetterQueueTopic to keep a copy of each skipped record)", err)
+		}
 		return err
 	}
 	t.log.Warn("skipping record", "reason", reason, "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
