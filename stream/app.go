@@ -50,6 +50,10 @@ var (
 	// ErrNotCopartitioned: the source topics of one sub-topology (merged
 	// or read together) have different partition counts.
 	ErrNotCopartitioned = runtime.ErrNotCopartitioned
+	// ErrPartitionMismatch: an existing internal topic (changelog or
+	// repartition) has a partition count other than the one the topology
+	// needs; the error names the topic and both counts.
+	ErrPartitionMismatch = runtime.ErrPartitionMismatch
 )
 
 // ErrAlreadyRun is returned by Run when called more than once.

@@ -81,11 +81,11 @@ func (p *kafkaProducer) PartitionCount(topic string) (int32, error) {
 	defer cancel()
 	tds, err := p.adm.ListTopics(ctx, topic)
 	if err != nil {
-		return 0, fmt.Errorf("runtime: partition count of %q: %w", topic, err)
+		return 0, fmt.Errorf("stream: partition count of %q: %w", topic, err)
 	}
 	td := tds[topic]
 	if td.Err != nil {
-		return 0, fmt.Errorf("runtime: partition count of %q: %w", topic, td.Err)
+		return 0, fmt.Errorf("stream: partition count of %q: %w", topic, td.Err)
 	}
 	n = int32(len(td.Partitions))
 	p.mu.Lock()

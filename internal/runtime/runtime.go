@@ -248,7 +248,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if len(r.cfg.Topology.Stores()) > 0 {
 		db, err := storage.Open(r.cfg.StateDir, storage.Options{FS: r.cfg.StateFS, Logger: r.log})
 		if err != nil {
-			return fmt.Errorf("runtime: opening the state directory: %w", err)
+			return fmt.Errorf("stream: opening the state directory: %w", err)
 		}
 		r.db = db
 		defer func() {
@@ -309,7 +309,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	// short metadata age lets it find them soon after.
 	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log}), kgo.MetadataMinAge(250 * time.Millisecond)}, r.cfg.ClientOpts...)...)
 	if err != nil {
-		return fmt.Errorf("runtime: creating admin client: %w", err)
+		return fmt.Errorf("stream: creating admin client: %w", err)
 	}
 	defer adminCl.Close()
 	r.adm = kadm.NewClient(adminCl)
@@ -330,7 +330,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 			break
 		}
 		if r.rejoins++; r.rejoins > maxRejoins {
-			r.fail(fmt.Errorf("runtime: %d transactions in a row failed, giving up: %w", r.rejoins, err))
+			r.fail(fmt.Errorf("stream: %d transactions in a row failed, giving up: %w", r.rejoins, err))
 			break
 		}
 		// poll closed the tasks without committing.
@@ -372,7 +372,7 @@ func (e *rejoinError) Unwrap() error { return e.err }
 // errAborted reports a transaction Kafka aborted (a rebalance, a fenced
 // group generation, an abortable error): its records will be processed
 // again from the last commit.
-var errAborted = errors.New("runtime: transaction aborted")
+var errAborted = errors.New("stream: transaction aborted")
 
 // connect creates the group client (a transactional session under
 // exactly-once) and its producer. The group may assign partitions as soon
@@ -405,7 +405,7 @@ func (r *Runtime) connect(opts []kgo.Opt, bal *balancer) error {
 		r.cl, err = kgo.NewClient(opts...)
 	}
 	if err != nil {
-		return fmt.Errorf("runtime: creating client: %w", err)
+		return fmt.Errorf("stream: creating client: %w", err)
 	}
 	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
 		changelogs: r.changelogs, last: map[topicPartition]int64{}}
@@ -453,7 +453,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 			fetches := r.cl.PollRecords(pctx, 10_000)
 			cancel()
 			if fetches.IsClientClosed() && ctx.Err() == nil {
-				return errors.New("runtime: client closed")
+				return errors.New("stream: client closed")
 			}
 			fetches.EachError(func(topic string, p int32, err error) {
 				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
@@ -679,7 +679,7 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		}
 	}
 	if err := r.cl.Flush(ctx); err != nil {
-		return fmt.Errorf("runtime: flushing produced records: %w", err)
+		return fmt.Errorf("stream: flushing produced records: %w", err)
 	}
 	if err := r.fatal(); err != nil {
 		return err // a record failed to produce
@@ -822,10 +822,10 @@ func (r *Runtime) commitTransaction(offsets map[string]map[int32]kgo.EpochOffset
 	}
 	committed, err := r.sess.End(ctx, try)
 	if err != nil {
-		return &rejoinError{fmt.Errorf("runtime: ending the transaction: %w", err)}
+		return &rejoinError{fmt.Errorf("stream: ending the transaction: %w", err)}
 	}
 	if err := r.sess.Begin(); err != nil {
-		return &rejoinError{fmt.Errorf("runtime: beginning a transaction: %w", err)}
+		return &rejoinError{fmt.Errorf("stream: beginning a transaction: %w", err)}
 	}
 	r.endTxn = false
 	if !committed {
@@ -1159,7 +1159,7 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 		Record: topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: -1},
 		Valid:  true, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
 	}
-	err = fmt.Errorf("runtime: producing to %s: %w", rec.Topic, err)
+	err = fmt.Errorf("stream: producing to %s: %w", rec.Topic, err)
 	if r.cfg.ExactlyOnce && endsTransaction(err) {
 		// Not the record's fault: the transaction fails as a whole and
 		// is aborted at the next commit, which processes its records
