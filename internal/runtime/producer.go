@@ -43,7 +43,7 @@ func (p *kafkaProducer) Send(rec graph.OutRecord) error {
 	}
 	p.cl.Produce(p.ctx, &kgo.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value,
-		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp),
+		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp), Context: withOrigin(p.ctx, rec.Origin),
 	}, promise)
 	return nil
 }

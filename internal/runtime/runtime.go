@@ -1159,7 +1159,7 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 		Record: topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: -1},
 		Valid:  true, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
 	}
-	err = fmt.Errorf("stream: producing to %s: %w", rec.Topic, err)
+	err = produceError(rec, err)
 	if r.cfg.ExactlyOnce && endsTransaction(err) {
 		// Not the record's fault: the transaction fails as a whole and
 		// is aborted at the next commit, which processes its records

@@ -79,6 +79,7 @@ type Task struct {
 	queues      []*partitionQueue
 	streamTime  int64
 	current     topology.RecordMetadata
+	input       *kgo.Record // the record being processed, when inRecord
 	inRecord    bool
 	puncts      []*punctuation
 	closed      bool
@@ -264,6 +265,7 @@ func (t *Task) process(rec *kgo.Record) error {
 		return fmt.Errorf("task %s: no source reads topic %q", t.cfg.ID, rec.Topic)
 	}
 	t.current = topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	t.input = rec
 	t.inRecord = true
 	err := callSource(src, rec)
 	t.inRecord = false
@@ -331,7 +333,7 @@ func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
 		topology.Header{Key: "__streams.errors.partition", Value: []byte(strconv.Itoa(int(ectx.Record.Partition)))},
 		topology.Header{Key: "__streams.errors.offset", Value: []byte(strconv.FormatInt(ectx.Record.Offset, 10))},
 	)
-	return t.cfg.Producer.Send(graph.OutRecord{
+	return t.Send(graph.OutRecord{
 		Topic: t.cfg.DeadLetterTopic, Partition: -1,
 		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
 	})
@@ -452,7 +454,12 @@ func (t *Task) RecordSkipped(reason string) {
 }
 
 // Send implements graph.TaskContext.
-func (t *Task) Send(rec graph.OutRecord) error { return t.cfg.Producer.Send(rec) }
+func (t *Task) Send(rec graph.OutRecord) error {
+	if t.inRecord {
+		rec.Origin = t.input
+	}
+	return t.cfg.Producer.Send(rec)
+}
 
 // PartitionCount implements graph.TaskContext.
 func (t *Task) PartitionCount(topic string) (int32, error) {
