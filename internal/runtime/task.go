@@ -275,6 +275,9 @@ func (t *Task) process(rec *kgo.Record) error {
 	if errors.As(err, new(*handledError)) {
 		return err // the handler already said to fail
 	}
+	if serr := t.stateFailed(); serr != nil {
+		return serr
+	}
 	ectx := topology.ErrorContext{
 		Task: t.cfg.ID, Record: t.current, Valid: true,
 		Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp.UnixMilli(),
