@@ -88,6 +88,7 @@ type Runtime struct {
 	// transactions, aborting those a rebalance interrupted.
 	sess *kgo.GroupTransactSession
 	adm  *kadm.Client
+	auth authWatch   // the admin client's failed SASL authentications
 	db   *storage.DB // nil for stateless topologies
 	prod *kafkaProducer
 	// subOf maps a topic to the sub-topology that reads it; set by Run.
@@ -307,7 +308,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	// The admin client learns about the internal topics it creates; a
 	// short metadata age lets it find them soon after.
-	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log}), kgo.MetadataMinAge(250 * time.Millisecond)}, r.cfg.ClientOpts...)...)
+	adminCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...), kgo.WithLogger(kgoLogger{r.log}), kgo.MetadataMinAge(250 * time.Millisecond), kgo.WithHooks(&r.auth)}, r.cfg.ClientOpts...)...)
 	if err != nil {
 		return fmt.Errorf("stream: creating admin client: %w", err)
 	}
@@ -458,6 +459,7 @@ func (r *Runtime) poll(ctx context.Context) error {
 			fetches.EachError(func(topic string, p int32, err error) {
 				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 					r.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+					r.failOnAccessError(topic, p, err)
 				}
 			})
 			if ctx.Err() == nil {

@@ -52,6 +52,9 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if aerr := r.accessError(ctx, names, err); aerr != nil {
+			return aerr
+		}
 		r.log.Warn("cannot reach the Kafka cluster, retrying", "brokers", r.cfg.Brokers, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
