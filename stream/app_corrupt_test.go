@@ -30,13 +30,15 @@ func damageSST(t *testing.T, path string) {
 	}
 }
 
-// damagedStateDir runs a word count over 3000 distinct words twice with
+// damagedStateDir creates the topics and runs a word count over 3000 distinct words twice with
 // the state directory dir (the second start flushes the database's log to
 // a table file), then damages every table file with damage. It returns
 // the counts so far. Exactly-once keeps the counts exact across the
 // failures to come.
 func (e *e2eEnv) damagedStateDir(appID, dir string, damage func(t *testing.T, path string)) map[string]int64 {
 	e.t.Helper()
+	e.topic("lines", 2)
+	e.topic("counts-out", 2)
 	truth := map[string]int64{}
 	e.e2eCorpus("lines", 0, damagedVocab, damagedVocab, truth)
 	e.runWordCount(appID, dir, exactlyOnce)
@@ -62,8 +64,6 @@ func exactlyOnce(cfg *stream.Config) { cfg.Guarantee = stream.ExactlyOnce }
 // the database and restores it from the changelog, with exact counts.
 func TestAppStateDamagedSST(t *testing.T) {
 	e := newE2E(t, 2*time.Minute)
-	e.topic("lines", 2)
-	e.topic("counts-out", 2)
 	const appID = "wc-sst-damaged"
 	dir := t.TempDir()
 	truth := e.damagedStateDir(appID, dir, damageSST)
@@ -102,8 +102,6 @@ func TestAppStateDamagedSST(t *testing.T) {
 // exact counts.
 func TestAppStateMissingSST(t *testing.T) {
 	e := newE2E(t, 2*time.Minute)
-	e.topic("lines", 2)
-	e.topic("counts-out", 2)
 	const appID = "wc-sst-missing"
 	dir := t.TempDir()
 	truth := e.damagedStateDir(appID, dir, func(t *testing.T, path string) {
