@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // ErrPartitionMismatch is wrapped by the start-up error for an existing
@@ -34,13 +37,27 @@ func partitionMismatch(topic string, have, want int32) error {
 
 // checkRacedInternalTopic checks the partition count of an internal topic
 // that another instance created between prepareTopics' listing and its own
-// creation attempt.
+// creation attempt. The topic may not be in the cluster's metadata yet:
+// it retries while the topic is unknown, for up to 15s.
 func (r *Runtime) checkRacedInternalTopic(ctx context.Context, topic string, want int32) error {
 	reqCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	tds, err := r.adm.ListTopics(reqCtx, topic)
-	if err == nil {
-		err = tds[topic].Err
+	var tds kadm.TopicDetails
+	var err error
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		tds, err = r.adm.ListTopics(reqCtx, topic)
+		if err == nil {
+			err = tds[topic].Err
+		}
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) {
+			break
+		}
+		select {
+		case <-reqCtx.Done():
+		case <-time.After(backoff):
+			continue
+		}
+		break
 	}
 	if err != nil {
 		return fmt.Errorf("stream: listing internal topic %q: %w", topic, err)
