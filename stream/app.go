@@ -52,6 +52,17 @@ var (
 	// ErrNotCopartitioned: the source topics of one sub-topology (merged
 	// or read together) have different partition counts.
 	ErrNotCopartitioned = runtime.ErrNotCopartitioned
+	// ErrPartitionMismatch: an existing internal topic (changelog or
+	// repartition) has a partition count other than the one the topology
+	// needs; the error names the topic and both counts.
+	ErrPartitionMismatch = runtime.ErrPartitionMismatch
+	// ErrAuthentication: the cluster rejected the SASL credentials of
+	// Config.ClientOpts (after a few attempts); the error names the
+	// mechanism and user.
+	ErrAuthentication = runtime.ErrAuthentication
+	// ErrAuthorization: the cluster's ACLs deny the application access to
+	// a topic (named in the error), its group or its transactional id.
+	ErrAuthorization = runtime.ErrAuthorization
 )
 
 // ErrAlreadyRun is returned by Run when called more than once.

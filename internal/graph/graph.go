@@ -93,6 +93,10 @@ type OutRecord struct {
 	Value     []byte
 	Headers   []topology.Header
 	Timestamp int64
+	// Origin is the input record being processed when this one was
+	// produced, for the error if Kafka refuses it; nil outside a record
+	// (punctuators, cache flushes at commit). Set by the runtime's task.
+	Origin *kgo.Record
 }
 
 // TaskContext is implemented by the runtime (and by package streamtest) for

@@ -97,9 +97,9 @@ func (r *Runtime) groupOpts(topics []string, bal *balancer, txnID string, onAssi
 // internal topics it creates; a short metadata age lets it find them soon
 // after.
 func (r *Runtime) newAdminClient() (*kgo.Client, error) {
-	cl, err := kgo.NewClient(r.clientOpts(kgo.MetadataMinAge(250 * time.Millisecond))...)
+	cl, err := kgo.NewClient(r.clientOpts(kgo.MetadataMinAge(250*time.Millisecond), kgo.WithHooks(&r.auth))...)
 	if err != nil {
-		return nil, fmt.Errorf("runtime: creating admin client: %w", err)
+		return nil, fmt.Errorf("stream: creating admin client: %w", err)
 	}
 	return cl, nil
 }
@@ -154,7 +154,7 @@ func (r *Runtime) connect(topics []string, bal *balancer, txnID string) error {
 		r.cl, err = kgo.NewClient(opts...)
 	}
 	if err != nil {
-		return fmt.Errorf("runtime: creating client: %w", err)
+		return fmt.Errorf("stream: creating client: %w", err)
 	}
 	r.prod = &kafkaProducer{cl: r.cl, adm: r.adm, counts: map[string]int32{}, ctx: r.produceCtx, promise: r.onProduced,
 		changelogs: r.changelogs, last: map[topicPartition]int64{}}

@@ -52,7 +52,7 @@ func (r *Runtime) commitLocked(ctx context.Context, ws []*worker) error {
 		}
 	}
 	if err := r.cl.Flush(ctx); err != nil {
-		return fmt.Errorf("runtime: flushing produced records: %w", err)
+		return fmt.Errorf("stream: flushing produced records: %w", err)
 	}
 	if err := r.fatal(); err != nil {
 		return err // a record failed to produce

@@ -83,7 +83,7 @@ func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
 		topology.Header{Key: "__streams.errors.partition", Value: []byte(strconv.Itoa(int(ectx.Record.Partition)))},
 		topology.Header{Key: "__streams.errors.offset", Value: []byte(strconv.FormatInt(ectx.Record.Offset, 10))},
 	)
-	return t.cfg.Producer.Send(graph.OutRecord{
+	return t.Send(graph.OutRecord{
 		Topic: t.cfg.DeadLetterTopic, Partition: -1,
 		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
 	})

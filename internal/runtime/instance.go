@@ -25,7 +25,7 @@ func stateDirInstanceID(fs vfs.FS, dir string) (id string, lock io.Closer, err e
 		fs = vfs.Default
 	}
 	if err := fs.MkdirAll(fs.PathDir(dir), 0o755); err != nil {
-		return "", nil, fmt.Errorf("runtime: creating the state directory: %w", err)
+		return "", nil, fmt.Errorf("stream: creating the state directory: %w", err)
 	}
 	lock, err = fs.Lock(dir + ".lock")
 	if err != nil {
@@ -51,7 +51,7 @@ func readInstanceID(fs vfs.FS, path string) (string, error) {
 			return id, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("runtime: reading the instance id: %w", err)
+		return "", fmt.Errorf("stream: reading the instance id: %w", err)
 	}
 	id := strings.ToLower(rand.Text())
 	tmp := path + ".tmp"
@@ -69,7 +69,7 @@ func readInstanceID(fs vfs.FS, path string) (string, error) {
 		err = fs.Rename(tmp, path)
 	}
 	if err != nil {
-		return "", fmt.Errorf("runtime: writing the instance id: %w", err)
+		return "", fmt.Errorf("stream: writing the instance id: %w", err)
 	}
 	return id, nil
 }

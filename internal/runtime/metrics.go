@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer, appID string) (*Metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.processed, m.skipped, m.produced, m.productionErrors, m.commits, m.aborts, m.tasks, m.restored} {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("runtime: registering metrics of %q: %w", appID, err)
+			return nil, fmt.Errorf("registering metrics of %q: %w", appID, err)
 		}
 	}
 	return m, nil

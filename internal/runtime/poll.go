@@ -20,11 +20,12 @@ func (r *Runtime) poll(ctx context.Context) error {
 			fetches := r.cl.PollRecords(pctx, 10_000)
 			cancel()
 			if fetches.IsClientClosed() && ctx.Err() == nil {
-				return errors.New("runtime: client closed")
+				return errors.New("stream: client closed")
 			}
 			fetches.EachError(func(topic string, p int32, err error) {
 				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 					r.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+					r.failOnAccessError(topic, p, err)
 				}
 			})
 			if ctx.Err() == nil {

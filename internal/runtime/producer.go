@@ -45,7 +45,7 @@ func (p *kafkaProducer) Send(rec graph.OutRecord) error {
 	}
 	p.cl.Produce(p.ctx, &kgo.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value,
-		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp),
+		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp), Context: withOrigin(p.ctx, rec.Origin),
 	}, promise)
 	return nil
 }
@@ -83,11 +83,11 @@ func (p *kafkaProducer) PartitionCount(topic string) (int32, error) {
 	defer cancel()
 	tds, err := p.adm.ListTopics(ctx, topic)
 	if err != nil {
-		return 0, fmt.Errorf("runtime: partition count of %q: %w", topic, err)
+		return 0, fmt.Errorf("stream: partition count of %q: %w", topic, err)
 	}
 	td := tds[topic]
 	if td.Err != nil {
-		return 0, fmt.Errorf("runtime: partition count of %q: %w", topic, td.Err)
+		return 0, fmt.Errorf("stream: partition count of %q: %w", topic, td.Err)
 	}
 	n = int32(len(td.Partitions))
 	p.mu.Lock()
@@ -133,7 +133,7 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 	}
 	r.cfg.Metrics.productionErrors.Inc()
 	ectx := errorContext(topology.TaskID{}, "", topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: -1}, true, 0, rec)
-	err = fmt.Errorf("runtime: producing to %s: %w", rec.Topic, err)
+	err = produceError(rec, err)
 	if r.txn != nil && endsTransaction(err) {
 		// Not the record's fault: the transaction fails as a whole and
 		// is aborted at the next commit, which processes its records

@@ -90,9 +90,10 @@ type Runtime struct {
 	// before the first client exists.
 	events event.Listener
 	// txn is the exactly-once transaction state; nil under at-least-once.
-	txn *txnSession
-	adm *kadm.Client
-	db  *storage.DB // nil for stateless topologies
+	txn  *txnSession
+	adm  *kadm.Client
+	auth authWatch   // the admin client's failed SASL authentications (set by its hook)
+	db   *storage.DB // nil for stateless topologies
 	// repartition and changelogs hold the full names of the repartition
 	// and changelog topics; started is when the runtime was created.
 	// Read-only.
@@ -194,7 +195,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if len(r.cfg.Topology.Stores()) > 0 {
 		db, err := storage.Open(r.cfg.StateDir, storage.Options{FS: r.cfg.StateFS, Logger: r.log})
 		if err != nil {
-			return fmt.Errorf("runtime: opening the state directory: %w", err)
+			return fmt.Errorf("stream: opening the state directory: %w", err)
 		}
 		r.db = db
 		defer func() {
@@ -244,7 +245,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 			break
 		}
 		if r.txn.rejoins++; r.txn.rejoins > maxRejoins {
-			r.fail(fmt.Errorf("runtime: %d transactions in a row failed, giving up: %w", r.txn.rejoins, err))
+			r.fail(fmt.Errorf("stream: %d transactions in a row failed, giving up: %w", r.txn.rejoins, err))
 			break
 		}
 		// poll closed the tasks without committing.

@@ -86,7 +86,7 @@ func (t *Task) logChange(st *taskStore, key, value []byte) error {
 		v = nil
 	}
 	st.written = true
-	return t.cfg.Producer.Send(graph.OutRecord{Topic: st.changelog, Partition: t.cfg.ID.Partition, Key: k, Value: v, Timestamp: t.recordTime})
+	return t.Send(graph.OutRecord{Topic: st.changelog, Partition: t.cfg.ID.Partition, Key: k, Value: v, Timestamp: t.recordTime})
 }
 
 // Store implements graph.TaskContext.

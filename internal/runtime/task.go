@@ -72,6 +72,7 @@ type Task struct {
 	queues      []*partitionQueue
 	streamTime  int64
 	current     topology.RecordMetadata
+	input       *kgo.Record // the record being processed, when inRecord
 	inRecord    bool
 	puncts      []*punctuation
 	closed      bool
@@ -258,6 +259,7 @@ func (t *Task) process(rec *kgo.Record) error {
 		return fmt.Errorf("task %s: no source reads topic %q", t.cfg.ID, rec.Topic)
 	}
 	t.current = topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	t.input = rec
 	t.inRecord = true
 	err := callSource(src, rec)
 	t.inRecord = false
@@ -266,6 +268,9 @@ func (t *Task) process(rec *kgo.Record) error {
 	}
 	if errors.As(err, new(*handledError)) {
 		return err // the handler already said to fail
+	}
+	if serr := t.stateFailed(); serr != nil {
+		return serr
 	}
 	handler, reason := t.cfg.OnProcessingError, "processing"
 	var node string
@@ -412,7 +417,12 @@ func (t *Task) skipped(reason, node string, valid bool, err error) {
 }
 
 // Send implements graph.TaskContext.
-func (t *Task) Send(rec graph.OutRecord) error { return t.cfg.Producer.Send(rec) }
+func (t *Task) Send(rec graph.OutRecord) error {
+	if t.inRecord {
+		rec.Origin = t.input
+	}
+	return t.cfg.Producer.Send(rec)
+}
 
 // PartitionCount implements graph.TaskContext.
 func (t *Task) PartitionCount(topic string) (int32, error) {

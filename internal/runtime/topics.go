@@ -15,11 +15,11 @@ import (
 
 // ErrTopicMissing is wrapped by the start-up error for a source or sink
 // topic that does not exist.
-var ErrTopicMissing = errors.New("runtime: topic does not exist")
+var ErrTopicMissing = errors.New("stream: topic does not exist")
 
 // ErrNotCopartitioned is wrapped by the start-up error for source topics of
 // one sub-topology with different partition counts.
-var ErrNotCopartitioned = errors.New("runtime: topics are not co-partitioned")
+var ErrNotCopartitioned = errors.New("stream: topics are not co-partitioned")
 
 // prepareTopics checks that the topology's source and sink topics exist and
 // that each sub-topology's source topics are co-partitioned, and creates the
@@ -53,6 +53,7 @@ func (r *Runtime) describeTopics(ctx context.Context) (kadm.TopicDetails, error)
 	if r.cfg.DeadLetterTopic != "" {
 		names = append(names, r.cfg.DeadLetterTopic)
 	}
+	names = append(names, r.internalTopicNames()...)
 	slices.Sort(names)
 	names = slices.Compact(names)
 	for backoff := 250 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
@@ -64,6 +65,9 @@ func (r *Runtime) describeTopics(ctx context.Context) (kadm.TopicDetails, error)
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if aerr := r.accessError(ctx, names, err); aerr != nil {
+			return nil, aerr
 		}
 		r.log.Warn("cannot reach the Kafka cluster, retrying", "brokers", r.cfg.Brokers, "err", err, "retry_in", backoff)
 		select {
@@ -139,7 +143,7 @@ func (c partitionCounts) resolve(topic string, depth int) (int32, error) {
 		return it.Partitions, nil
 	}
 	if depth > len(c.t.Subtopologies()) {
-		return 0, fmt.Errorf("runtime: cannot derive the partition count of internal topic %q (cycle)", topic)
+		return 0, fmt.Errorf("stream: cannot derive the partition count of internal topic %q (cycle)", topic)
 	}
 	var n int32
 	for _, sub := range c.t.Writers(topic) {
@@ -169,7 +173,7 @@ func (r *Runtime) createInternalTopics(ctx context.Context, counts partitionCoun
 		full := r.topicName(it.Name)
 		if have, ok := counts.have[full]; ok {
 			if have != n {
-				return fmt.Errorf("runtime: internal topic %q has %d partitions, the topology needs %d", full, have, n)
+				return partitionMismatch(full, have, n)
 			}
 			continue
 		}
@@ -177,8 +181,14 @@ func (r *Runtime) createInternalTopics(ctx context.Context, counts partitionCoun
 		if err == nil {
 			err = resp.Err
 		}
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("runtime: creating internal topic %q: %w", full, err)
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			if err := r.checkRacedInternalTopic(ctx, full, n); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("stream: creating internal topic %q: %w", full, err)
 		}
 		r.log.Info("created internal topic", "topic", full, "partitions", n)
 	}

@@ -17,7 +17,7 @@ import (
 // errAborted reports a transaction Kafka aborted (a rebalance, a fenced
 // group generation, an abortable error): its records will be processed
 // again from the last commit.
-var errAborted = errors.New("runtime: transaction aborted")
+var errAborted = errors.New("stream: transaction aborted")
 
 // txnSession is the exactly-once side of a Runtime (nil under
 // at-least-once): franz-go's transactional session of the current client,
@@ -161,10 +161,10 @@ func (s *txnSession) end(offsets, polled map[string]map[int32]kgo.EpochOffset, t
 	})
 	committed, err = s.sess.End(ctx, try(pending))
 	if err != nil {
-		return false, &rejoinError{fmt.Errorf("runtime: ending the transaction: %w", err)}
+		return false, &rejoinError{fmt.Errorf("stream: ending the transaction: %w", err)}
 	}
 	if err := s.sess.Begin(); err != nil {
-		return false, &rejoinError{fmt.Errorf("runtime: beginning a transaction: %w", err)}
+		return false, &rejoinError{fmt.Errorf("stream: beginning a transaction: %w", err)}
 	}
 	return committed, nil
 }

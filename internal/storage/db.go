@@ -100,6 +100,7 @@ type DB struct {
 	pdb  *pebble.DB
 	lock *pebble.Lock
 	dir  string
+	fs   vfs.FS
 	log  *slog.Logger
 
 	// failed is set (once) when a Pebble write fails; see ErrFailed.
@@ -119,9 +120,10 @@ type DB struct {
 // process or another, holds it, Open returns an error wrapping ErrLocked
 // that names the directory.
 //
-// When Pebble finds the database corrupt, Open logs a warning saying why,
-// deletes everything in dir, and opens an empty database: every store then
-// has no checkpoint and is restored in full from its changelog.
+// When Pebble finds the database corrupt, or a previous run found it
+// corrupt while reading it (see ErrCorrupt), Open logs a warning saying
+// why, deletes everything in dir, and opens an empty database: every
+// store then has no checkpoint and is restored in full from its changelog.
 //
 // The caller must Close the DB.
 func Open(dir string, opts Options) (*DB, error) {
@@ -138,11 +140,15 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("%w: %s: %w", state.ErrLocked, dir, err)
 	}
-	db := &DB{lock: lock, dir: dir, log: opts.Logger}
+	db := &DB{lock: lock, dir: dir, fs: opts.FS, log: opts.Logger}
 	db.mu.tasks = make(map[string]*TaskState)
 
-	db.pdb, err = pebble.Open(dir, db.pebbleOptions(opts))
-	if err != nil && pebble.IsCorruptionError(err) {
+	if markedCorrupt(opts.FS, dir) {
+		err = errMarkedCorrupt
+	} else {
+		db.pdb, err = pebble.Open(dir, db.pebbleOptions(opts))
+	}
+	if errors.Is(err, errMarkedCorrupt) || errors.Is(err, fs.ErrNotExist) || (err != nil && pebble.IsCorruptionError(err)) {
 		db.log.Warn("state: the state database is corrupt; deleting it, stores will be restored in full from their changelogs",
 			"dir", dir, "error", err)
 		if err = removeContents(opts.FS, dir); err == nil {
@@ -165,6 +171,9 @@ func (db *DB) pebbleOptions(opts Options) *pebble.Options {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       memTableSize,
 		CacheSize:          opts.CacheSize,
+		EventListener: &pebble.EventListener{
+			DataCorruption: func(info pebble.DataCorruptionInfo) { db.corrupted(fmt.Errorf("%s: %w", info.Path, info.Details)) },
+		},
 	}
 	po.Levels[0].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 	return po

@@ -71,7 +71,7 @@ func (s *pebbleStore) Get(key []byte) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, s.ts.db.readErr(err)
 	}
 	out := make([]byte, len(v))
 	copy(out, v)
@@ -117,6 +117,7 @@ func (s *pebbleStore) Scan(lower, upper []byte, reverse bool, fn func(key, value
 	if err := s.check(); err != nil {
 		return err
 	}
+	defer func() { err = s.ts.db.readErr(err) }()
 	lo, hi, ok := s.bounds(lower, upper)
 	if !ok {
 		return nil

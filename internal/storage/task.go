@@ -116,7 +116,7 @@ func (ts *TaskState) Checkpoint(store string) (offset int64, ok bool, err error)
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("state: task %s: read checkpoint of store %q: %w", ts.id, store, err)
+		return 0, false, fmt.Errorf("state: task %s: read checkpoint of store %q: %w", ts.id, store, ts.db.readErr(err))
 	}
 	defer closer.Close()
 	off, err := decodeCheckpoint(v)
