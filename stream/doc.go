@@ -136,7 +136,8 @@
 // refused an output record ([Config.ProductionErrorHandler]). The default,
 // [LogAndFail], stops the application: Run returns a
 // [*topology.DeserializationError] or [*topology.ProcessingError] naming the
-// task, node, topic, partition and offset, and the record is not committed.
+// node and the record's topic, partition and offset, and the record is not
+// committed.
 // [LogAndContinue] skips the record, logs and counts it; with
 // [Config.DeadLetterQueueTopic] set, a skipped input record is also written
 // there, raw, with headers describing the error.

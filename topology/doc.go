@@ -27,6 +27,8 @@
 // A Topology is immutable. [Topology.Describe] prints it in the shape of
 // Kafka Streams' TopologyDescription, so its documentation and tooling
 // habits carry over, and [Topology.Mermaid] draws it as a flowchart.
+// [OffsetReset] says where a source starts reading a partition with no
+// committed offset (stream.WithOffsetReset).
 //
 // # The Processor API
 //
