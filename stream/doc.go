@@ -41,7 +41,7 @@
 // look at records; [Map], [SelectKey] and [FlatMap] replace keys (so grouping
 // the result repartitions it), [MapValues] and [FlatMapValues] keep them.
 // [KStream.Split] routes each record to the first branch whose predicate
-// matches; [KStream.Merge] joins two streams of one Builder into one.
+// matches; [KStream.Merge] combines two streams of one Builder into one.
 // [KStream.Repartition] writes a stream through an internal topic, so that
 // downstream work is spread by the (new) key.
 //

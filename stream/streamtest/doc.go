@@ -39,10 +39,10 @@
 //
 // Errors the configured error handlers decide to fail on (by default all of
 // them) are returned by the call that processed the record, which is then
-// dropped, so a test can check the error and go on. [Driver.SkippedRecords]
-// counts the records handlers skipped, as the application's
-// runnel_records_skipped_total metric does. [Config.DeadLetterQueueTopic]
-// can be read like any output topic.
+// dropped, so a test can check the error and go on; it is not counted as
+// skipped. [Driver.SkippedRecords] counts the records handlers skipped, as
+// the application's runnel_records_skipped_total metric does.
+// [Config.DeadLetterQueueTopic] can be read like any output topic.
 //
 // # Input and output topics
 //
