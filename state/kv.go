@@ -24,7 +24,7 @@ var errNilKey = errors.New("key serialized to null")
 // they are deserialized, so serde.Bytes results stay valid.
 //
 // The view is not safe for concurrent use. SetFlushListener reports cached
-// (and installs the listener) only when s is a *CachedStore; otherwise
+// (and installs the listener) only when s is behind a record cache; otherwise
 // every write goes down at once and the caller forwards changes itself.
 func NewKeyValueStore[K, V any](s BytesStore, ks serde.Serde[K], vs serde.Serde[V]) KeyValueStore[K, V] {
 	return &kvStore[K, V]{s: s, name: s.Name(), ks: ks, vs: vs}

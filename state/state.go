@@ -1,16 +1,3 @@
-// Package state holds Runnel's state stores: the key-value store interfaces
-// processors use, typed views over byte stores through serdes, the Pebble
-// and in-memory engines, changelogging, the record cache and checkpoints.
-//
-// Layers, from the processor down, for one store of one task:
-//
-//	KeyValueStore[K, V]  typed view (serdes); errors are sticky (Err)
-//	CachedStore          record cache: collapses updates of a key until flush
-//	logged store         writes every change to the changelog
-//	BytesStore           engine: Pebble (writes in the task's batch) or memory
-//
-// Every store belongs to one task and is used from that task's goroutine
-// only: stores are not safe for concurrent use. The DB itself is.
 package state
 
 import (
@@ -20,8 +7,8 @@ import (
 )
 
 var (
-	// ErrLocked is wrapped by the error Open returns when another instance
-	// (in this process or another) has the state directory open.
+	// ErrLocked is wrapped by the error stream.App.Run returns when another
+	// instance (in this process or another) has the state directory open.
 	ErrLocked = errors.New("state: state directory is in use by another instance")
 	// ErrClosed is wrapped by errors of stores used after their task closed.
 	ErrClosed = errors.New("state: store closed")

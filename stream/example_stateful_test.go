@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/state"
@@ -11,27 +10,53 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
-// ExampleCount counts words. The record cache collapses the updates of a
-// word until it is flushed (the test driver flushes after every Pipe), so
-// "kafka" is counted twice but emitted once.
-func ExampleCount() {
+// ExampleAggregate keeps per-customer order statistics: GroupBy re-keys the
+// orders by customer (through a repartition topic) and Aggregate folds each
+// customer's orders into a Stats value kept in the store "customer-stats".
+func ExampleAggregate() {
+	type Order struct {
+		Customer string `json:"customer"`
+		Amount   int64  `json:"amount"`
+	}
+	type Stats struct {
+		Orders int64 `json:"orders"`
+		Total  int64 `json:"total"`
+	}
 	b := stream.NewBuilder()
-	lines := stream.From(b, "lines", serde.String, serde.String)
-	words := stream.FlatMapValues(lines, strings.Fields)
-	byWord := stream.GroupBy(words, func(_, word string) string { return word }, serde.String, serde.String)
-	byWord.Count(stream.Materialized("counts")).ToStream().To("word-counts", serde.String, serde.Int64)
-	topo, _ := b.Build()
+	orders := stream.From(b, "orders", serde.String, serde.JSON[Order]()) // keyed by order id
+	byCustomer := stream.GroupBy(orders, func(_ string, o Order) string { return o.Customer },
+		serde.String, serde.JSON[Order](), stream.Named("orders-by-customer"))
+	stats := stream.Aggregate(byCustomer,
+		func() Stats { return Stats{} },
+		func(_ string, o Order, s Stats) Stats {
+			s.Orders++
+			s.Total += o.Amount
+			return s
+		},
+		serde.JSON[Stats](), stream.Materialized("customer-stats"))
+	stats.ToStream().To("customer-stats", serde.String, serde.JSON[Stats]())
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
 
-	d, _ := streamtest.New(topo, streamtest.Config{})
+	d, err := streamtest.New(topo, streamtest.Config{})
+	if err != nil {
+		panic(err)
+	}
 	defer d.Close()
-	_ = streamtest.InputTopic(d, "lines", serde.String, serde.String).Pipe("", "kafka streams kafka")
-	counts, _ := streamtest.OutputTopic(d, "word-counts", serde.String, serde.Int64).ReadAll()
-	for _, c := range counts {
-		fmt.Println(c.Key, c.Value)
+	in := streamtest.InputTopic(d, "orders", serde.String, serde.JSON[Order]())
+	_ = in.Pipe("o-1", Order{Customer: "ann", Amount: 30})
+	_ = in.Pipe("o-2", Order{Customer: "bob", Amount: 5})
+	_ = in.Pipe("o-3", Order{Customer: "ann", Amount: 12})
+	out, _ := streamtest.OutputTopic(d, "customer-stats", serde.String, serde.JSON[Stats]()).ReadAll()
+	for _, r := range out {
+		fmt.Printf("%s %+v\n", r.Key, r.Value)
 	}
 	// Output:
-	// kafka 2
-	// streams 1
+	// ann {Orders:1 Total:30}
+	// bob {Orders:1 Total:5}
+	// ann {Orders:2 Total:42}
 }
 
 // ExampleTableGroupBy counts users per region from a table of users'

@@ -1,8 +1,13 @@
 package stream_test
 
 import (
+	"context"
 	"fmt"
+	"log"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/runnel-dev/runnel/serde"
@@ -10,6 +15,84 @@ import (
 	"github.com/runnel-dev/runnel/stream/streamtest"
 	"github.com/runnel-dev/runnel/topology"
 )
+
+// Example is the WordCount topology: it splits lines into words, groups them
+// by word and counts them in the store "counts", whose changes go to the
+// topic "word-counts". It runs here on the test driver, which commits, and
+// so flushes the record cache, after every Pipe: a word counted twice in one
+// line is emitted once.
+func Example() {
+	b := stream.NewBuilder()
+	lines := stream.From(b, "text-lines", serde.String, serde.String)
+	words := stream.FlatMapValues(lines, func(line string) []string { return strings.Fields(strings.ToLower(line)) })
+	byWord := stream.GroupBy(words, func(_, word string) string { return word }, serde.String, serde.String)
+	counts := byWord.Count(stream.Materialized("counts")) // KTable[string, int64]
+	counts.ToStream().To("word-counts", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+
+	d, err := streamtest.New(topo, streamtest.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	in := streamtest.InputTopic(d, "text-lines", serde.String, serde.String)
+	out := streamtest.OutputTopic(d, "word-counts", serde.String, serde.Int64)
+	for _, line := range []string{"Kafka Streams for Go", "go go kafka"} {
+		if err := in.Pipe("", line); err != nil {
+			panic(err)
+		}
+		counts, err := out.ReadAll()
+		if err != nil {
+			panic(err)
+		}
+		var line []string
+		for _, c := range counts {
+			line = append(line, fmt.Sprintf("%s=%d", c.Key, c.Value))
+		}
+		fmt.Println(strings.Join(line, " "))
+	}
+	// Output:
+	// kafka=1 streams=1 for=1 go=1
+	// go=3 kafka=2
+}
+
+// Example_stateless chains stateless operators: two topics merged into one
+// stream, empty records dropped, each record's comma-separated tags split
+// into records of their own, normalized, and re-keyed by tag.
+func Example_stateless() {
+	b := stream.NewBuilder()
+	web := stream.From(b, "web-posts", serde.String, serde.String)
+	mobile := stream.From(b, "mobile-posts", serde.String, serde.String)
+	posts := web.Merge(mobile).FilterNot(func(_, tags string) bool { return tags == "" })
+	tags := stream.FlatMapValues(posts, func(tags string) []string { return strings.Split(tags, ",") })
+	normalized := stream.MapValues(tags, func(tag string) string { return strings.ToLower(strings.TrimSpace(tag)) })
+	byTag := stream.Map(normalized, func(user, tag string) (string, string) { return tag, user })
+	byTag.To("tagged-by", serde.String, serde.String)
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+
+	d, err := streamtest.New(topo, streamtest.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	_ = streamtest.InputTopic(d, "web-posts", serde.String, serde.String).Pipe("ann", "Go, Kafka")
+	_ = streamtest.InputTopic(d, "mobile-posts", serde.String, serde.String).Pipe("bob", "")
+	_ = streamtest.InputTopic(d, "mobile-posts", serde.String, serde.String).Pipe("cat", "Streams")
+	out, _ := streamtest.OutputTopic(d, "tagged-by", serde.String, serde.String).ReadAll()
+	for _, r := range out {
+		fmt.Println(r.Key, r.Value)
+	}
+	// Output:
+	// go ann
+	// kafka ann
+	// streams cat
+}
 
 // ExampleBuilder_Build compiles a topology and describes it in the shape of
 // Kafka Streams' TopologyDescription.
@@ -94,4 +177,32 @@ func ExampleProcess() {
 	// Output:
 	// 0 seen 1
 	// 61000 seen 4
+}
+
+// ExampleNewApp runs a topology against a Kafka cluster until SIGINT or
+// SIGTERM: cancelling Run's context finishes the records in progress,
+// commits and leaves the consumer group. (It needs a broker, so it is
+// compiled but not run here.)
+func ExampleNewApp() {
+	b := stream.NewBuilder()
+	stream.From(b, "orders", serde.String, serde.String).
+		FilterNot(func(_, order string) bool { return order == "" }).
+		To("valid-orders", serde.String, serde.String)
+
+	app, err := stream.NewApp(b, stream.Config{
+		AppID:     "order-filter",
+		Brokers:   []string{"localhost:9092"},
+		Guarantee: stream.ExactlyOnce,
+		StateListener: func(old, new stream.State) {
+			log.Printf("order-filter: %s -> %s", old, new)
+		},
+	})
+	if err != nil {
+		log.Fatal(err) // an invalid topology (naming the node) or Config (naming the field)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx); err != nil {
+		log.Fatal(err) // a missing topic, or a record that failed under LogAndFail
+	}
 }

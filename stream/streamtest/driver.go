@@ -98,9 +98,11 @@ type Driver struct {
 
 	// failed is the first error a handler said to fail on during the
 	// current call; dropDeadLetter suppresses the dead-letter record the
-	// task writes for that record (see handler).
+	// task writes for that record and uncounted the skip it reports right
+	// after the handler (see handler).
 	failed         error
 	dropDeadLetter bool
+	uncounted      bool
 }
 
 type delivery struct {
@@ -157,7 +159,7 @@ func New(topo *topology.Topology, cfg Config) (*Driver, error) {
 			OnProcessingError:      d.handler(cfg.ProcessingErrorHandler),
 			DeadLetterTopic:        cfg.DeadLetterQueueTopic,
 			State:                  d.db,
-			Events:                 event.Listener{RecordSkipped: func(info event.SkipInfo) { d.skipped[info.Reason]++ }},
+			Events:                 event.Listener{RecordSkipped: func(info event.SkipInfo) { d.recordSkipped(info.Reason) }},
 			CacheMaxBytes:          cacheBytes,
 		})
 		if err != nil {
@@ -182,8 +184,9 @@ func New(topo *topology.Topology, cfg Config) (*Driver, error) {
 // handler wraps a user error handler. A task keeps a record it failed on at
 // the head of its queue, for the runtime to retry after a restart; the driver
 // wants to report the error and move on. So a Fail decision is recorded and
-// turned into Continue, and the dead-letter record the task then writes is
-// dropped, because a failed record is not a skipped one.
+// turned into Continue, and the skip the task then reports and the
+// dead-letter record it writes are dropped, because a failed record is not a
+// skipped one.
 func (d *Driver) handler(user topology.ErrorHandler) topology.ErrorHandler {
 	return func(ectx topology.ErrorContext, err error) topology.HandlerResponse {
 		if user != nil && user(ectx, err) == topology.Continue {
@@ -193,8 +196,19 @@ func (d *Driver) handler(user topology.ErrorHandler) topology.ErrorHandler {
 			d.failed = err
 		}
 		d.dropDeadLetter = ectx.Valid
+		d.uncounted = true
 		return topology.Continue
 	}
+}
+
+// recordSkipped counts a record a task skipped, unless it is the one whose
+// failure handler turned into a skip.
+func (d *Driver) recordSkipped(reason string) {
+	if d.uncounted {
+		d.uncounted = false
+		return
+	}
+	d.skipped[reason]++
 }
 
 // WallClock returns the driver's wall-clock time, which processors see as
@@ -406,7 +420,7 @@ func (d *Driver) run() error {
 // takeFailure returns and clears the error a handler failed on.
 func (d *Driver) takeFailure() error {
 	err := d.failed
-	d.failed, d.dropDeadLetter = nil, false
+	d.failed, d.dropDeadLetter, d.uncounted = nil, false, false
 	return err
 }
 

@@ -300,6 +300,9 @@ func TestFailedRecordIsDroppedAndNotDeadLettered(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Node != "picky" {
 		t.Fatalf("Pipe(bad) = %v, want a ProcessingError of node picky", err)
 	}
+	if n := d.SkippedRecords("processing"); n != 0 {
+		t.Fatalf("SkippedRecords(processing) = %d after a failed Pipe, want 0: a failed record is not a skipped one", n)
+	}
 	if err := in.Pipe("k", "good"); err != nil {
 		t.Fatalf("Pipe after a failure: %v", err)
 	}

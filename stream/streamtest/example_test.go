@@ -1,12 +1,14 @@
 package streamtest_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/streamtest"
+	"github.com/runnel-dev/runnel/topology"
 )
 
 // Example tests a topology that splits lines into upper-cased words.
@@ -44,4 +46,67 @@ func Example() {
 	// greeting STREAMING
 	// greeting WORLD
 	// true
+}
+
+// ExampleKeyValueStore seeds a topology's store before piping and checks
+// its contents afterwards, as a test of an aggregation would.
+func ExampleKeyValueStore() {
+	b := stream.NewBuilder()
+	clicks := stream.From(b, "clicks", serde.String, serde.String)
+	byPage := clicks.GroupByKey(serde.String, serde.String)
+	byPage.Count(stream.Materialized("clicks-per-page"))
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+
+	d, err := streamtest.New(topo, streamtest.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	counts, err := streamtest.KeyValueStore[string, int64](d, "clicks-per-page")
+	if err != nil {
+		panic(err)
+	}
+	if err := counts.Put("/home", 41); err != nil { // state from before the test
+		panic(err)
+	}
+	in := streamtest.InputTopic(d, "clicks", serde.String, serde.String)
+	_ = in.Pipe("/home", "ann")
+	_ = in.Pipe("/docs", "bob")
+	for page, n := range counts.All() {
+		fmt.Println(page, n)
+	}
+	// Output:
+	// /docs 1
+	// /home 42
+}
+
+// ExampleInput_PipeRaw tests what happens to a record that cannot be
+// decoded: under the default handler Pipe returns the
+// *topology.DeserializationError; under stream.LogAndContinue the record
+// is skipped and counted.
+func ExampleInput_PipeRaw() {
+	b := stream.NewBuilder()
+	stream.From(b, "amounts", serde.String, serde.Int64).To("copied", serde.String, serde.Int64)
+	topo, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+
+	for _, cfg := range []streamtest.Config{{}, {DeserializationErrorHandler: stream.LogAndContinue}} {
+		d, err := streamtest.New(topo, cfg)
+		if err != nil {
+			panic(err)
+		}
+		in := streamtest.InputTopic(d, "amounts", serde.String, serde.Int64)
+		err = in.PipeRaw([]byte("k"), []byte("not an int64"))
+		var de *topology.DeserializationError
+		fmt.Println(errors.As(err, &de), d.SkippedRecords("deserialization"))
+		_ = d.Close()
+	}
+	// Output:
+	// true 0
+	// false 1
 }
