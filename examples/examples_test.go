@@ -175,30 +175,28 @@ sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule require
 	})
 
 	// kfake closes the connection of a failed login where Kafka answers
-	// SASL_AUTHENTICATION_FAILED, and the runtime retries either as an
-	// unreachable cluster: the program keeps warning, processes nothing,
-	// and still stops cleanly.
+	// SASL_AUTHENTICATION_FAILED; either way the program exits with an
+	// error that says authentication failed, having processed nothing.
 	t.Run("wrong password", func(t *testing.T) {
 		if err := cluster.Produce(ctx, &kgo.Record{Topic: "in", Value: []byte("unseen")}); err != nil {
 			t.Fatal(err)
 		}
 		p := startProgram(t, ctx, bin, "-client-config", properties("wrong"), "-input", "in", "-output", "out",
 			"-app-id", "wrong-password", "-state-dir", t.TempDir())
-		err := kafkatest.WaitFor(ctx, func() (bool, error) {
-			if p.exited() {
-				return false, errors.New("program exited")
-			}
-			return strings.Contains(p.out.String(), "cannot reach the Kafka cluster"), nil
-		})
-		if err != nil {
-			t.Fatalf("waiting for the warning: %v; output:\n%s", err, p.out.String())
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			t.Fatalf("the program did not exit; output:\n%s", p.out.String())
+		}
+		if p.err == nil {
+			t.Fatalf("exit 0 with a wrong password, want an error; output:\n%s", p.out.String())
+		}
+		if out := p.out.String(); !strings.Contains(out, `stream: authentication failed (mechanism PLAIN, user "runnel")`) {
+			t.Errorf("output does not say that authentication failed for user runnel:\n%s", out)
 		}
 		offsets, err := cluster.CommittedOffsets(ctx, "wrong-password", "in")
 		if err != nil || len(offsets) != 0 {
 			t.Errorf("group wrong-password committed %v (%v), want nothing", offsets, err)
-		}
-		if err := p.interrupt(); err != nil {
-			t.Fatalf("after SIGINT: %v, want exit 0; output:\n%s", err, p.out.String())
 		}
 	})
 }

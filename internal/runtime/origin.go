@@ -3,7 +3,9 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/runnel-dev/runnel/internal/graph"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -27,12 +29,27 @@ func (o *recordOrigin) Value(key any) any {
 	return o.Context.Value(key)
 }
 
-// withOrigin returns ctx carrying origin, or ctx when origin is nil.
-func withOrigin(ctx context.Context, origin *kgo.Record) context.Context {
-	if origin == nil {
-		return ctx
+// originRecord is a produced record together with its context: one
+// allocation per record, where a separate recordOrigin would be two.
+type originRecord struct {
+	rec    kgo.Record
+	origin recordOrigin
+}
+
+// newKafkaRecord returns the kgo.Record that produces rec, with a context
+// carrying rec.Origin when there is one (and ctx, the producer's, either
+// way).
+func newKafkaRecord(ctx context.Context, rec graph.OutRecord) *kgo.Record {
+	kr := kgo.Record{
+		Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value,
+		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp), Context: ctx,
 	}
-	return &recordOrigin{Context: ctx, rec: origin}
+	if rec.Origin == nil {
+		return &kr
+	}
+	or := &originRecord{rec: kr, origin: recordOrigin{Context: ctx, rec: rec.Origin}}
+	or.rec.Context = &or.origin
+	return &or.rec
 }
 
 // maxKeyInError is how many bytes of a key an error message quotes.

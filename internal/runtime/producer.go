@@ -43,10 +43,7 @@ func (p *kafkaProducer) Send(rec graph.OutRecord) error {
 	if p.changelogs[rec.Topic] {
 		promise = p.changelogPromise
 	}
-	p.cl.Produce(p.ctx, &kgo.Record{
-		Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value,
-		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp), Context: withOrigin(p.ctx, rec.Origin),
-	}, promise)
+	p.cl.Produce(p.ctx, newKafkaRecord(p.ctx, rec), promise)
 	return nil
 }
 
