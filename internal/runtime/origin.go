@@ -40,16 +40,23 @@ type originRecord struct {
 // carrying rec.Origin when there is one (and ctx, the producer's, either
 // way).
 func newKafkaRecord(ctx context.Context, rec graph.OutRecord) *kgo.Record {
-	kr := kgo.Record{
-		Topic: rec.Topic, Partition: rec.Partition, Key: rec.Key, Value: rec.Value,
-		Headers: rec.Headers, Timestamp: time.UnixMilli(rec.Timestamp), Context: ctx,
-	}
 	if rec.Origin == nil {
-		return &kr
+		kr := &kgo.Record{Context: ctx}
+		fillKafkaRecord(kr, rec)
+		return kr
 	}
-	or := &originRecord{rec: kr, origin: recordOrigin{Context: ctx, rec: rec.Origin}}
+	or := &originRecord{origin: recordOrigin{Context: ctx, rec: rec.Origin}}
 	or.rec.Context = &or.origin
+	fillKafkaRecord(&or.rec, rec)
 	return &or.rec
+}
+
+// fillKafkaRecord sets kr's topic, partition, key, value, headers and
+// timestamp from rec. (Built in place: a kgo.Record value copied into the
+// heap would be a second allocation per record.)
+func fillKafkaRecord(kr *kgo.Record, rec graph.OutRecord) {
+	kr.Topic, kr.Partition, kr.Key, kr.Value = rec.Topic, rec.Partition, rec.Key, rec.Value
+	kr.Headers, kr.Timestamp = rec.Headers, time.UnixMilli(rec.Timestamp)
 }
 
 // maxKeyInError is how many bytes of a key an error message quotes.
