@@ -102,6 +102,9 @@ func NewApp(b *Builder, cfg Config) (*App, error) {
 // NewAppFromTopology is NewApp for an already built topology.
 func NewAppFromTopology(topo *topology.Topology, cfg Config) (*App, error) {
 	g := graph.Of(topo)
+	if g == nil {
+		return nil, fmt.Errorf("%w: the topology is nil or was not made by Builder.Build", topology.ErrInvalid)
+	}
 	if len(g.Subtopologies()) == 0 {
 		return nil, topology.ErrNoSource
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/kafkatest"
 	"github.com/runnel-dev/runnel/serde"
 	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/stream/streamtest"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -365,6 +366,26 @@ func TestNewAppEmptyTopology(t *testing.T) {
 		}
 		_, err = stream.NewAppFromTopology(topo, cfg)
 		check("NewAppFromTopology("+name+")", err)
+	}
+}
+
+// TestNewAppFromNoTopology: a nil or zero topology (not made by Build) is
+// an error matching topology.ErrInvalid, not a panic, in NewAppFromTopology
+// and streamtest.New; a zero Topology describes as empty.
+func TestNewAppFromNoTopology(t *testing.T) {
+	cfg := stream.Config{AppID: "a", Brokers: []string{"127.0.0.1:9092"}}
+	for name, topo := range map[string]*topology.Topology{"nil": nil, "zero": {}} {
+		_, err := stream.NewAppFromTopology(topo, cfg)
+		if !errors.Is(err, topology.ErrInvalid) || !strings.Contains(err.Error(), "not made by Builder.Build") {
+			t.Errorf("NewAppFromTopology(%s) = %v, want an error matching topology.ErrInvalid saying it was not built", name, err)
+		}
+		_, err = streamtest.New(topo, streamtest.Config{})
+		if !errors.Is(err, topology.ErrInvalid) || !strings.Contains(err.Error(), "not made by Builder.Build") {
+			t.Errorf("streamtest.New(%s) = %v, want an error matching topology.ErrInvalid saying it was not built", name, err)
+		}
+		if d := topo.Describe(); d != "" {
+			t.Errorf("Describe of a %s topology = %q, want empty", name, d)
+		}
 	}
 }
 

@@ -5,7 +5,8 @@ import "github.com/runnel-dev/runnel/internal/topoaccess"
 // Topology is a built, validated processing graph: what stream.Builder.Build
 // returns and what stream.NewAppFromTopology and streamtest.New run. It is
 // immutable and safe for concurrent use. Its nodes are not exposed; Describe
-// and Mermaid show them.
+// and Mermaid show them. A zero Topology (not made by Build) is empty, and
+// NewAppFromTopology and streamtest.New refuse it.
 type Topology struct {
 	g graph
 }
@@ -29,8 +30,18 @@ func init() {
 // is 1 plus its children's), then by name. A sink whose topic is chosen per
 // record (ToFunc) prints "(topic extractor)" where Kafka Streams prints the
 // extractor's Java class.
-func (t *Topology) Describe() string { return t.g.Describe() }
+func (t *Topology) Describe() string {
+	if t == nil || t.g == nil {
+		return ""
+	}
+	return t.g.Describe()
+}
 
 // Mermaid returns the topology as a Mermaid flowchart: one subgraph per
 // subtopology, topics as parallelograms between them.
-func (t *Topology) Mermaid() string { return t.g.Mermaid() }
+func (t *Topology) Mermaid() string {
+	if t == nil || t.g == nil {
+		return ""
+	}
+	return t.g.Mermaid()
+}

@@ -518,7 +518,12 @@ func (g *Graph) Topology() *topology.Topology {
 	return topoaccess.Wrap(g).(*topology.Topology)
 }
 
-// Of returns the graph a topology built by package stream wraps.
+// Of returns the graph a topology built by package stream wraps, or nil
+// for a nil or zero Topology (one not made by stream.Builder.Build).
 func Of(t *topology.Topology) *Graph {
-	return topoaccess.Unwrap(t).(*Graph)
+	if t == nil {
+		return nil
+	}
+	g, _ := topoaccess.Unwrap(t).(*Graph)
+	return g
 }

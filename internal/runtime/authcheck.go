@@ -83,6 +83,9 @@ func (r *Runtime) accessError(ctx context.Context, names []string, err error) er
 			denied = append(denied, fmt.Sprintf("%q", name))
 		}
 	}
+	if len(denied) == 0 {
+		return fmt.Errorf("%w: grant the application's principal access to the cluster: %w", ErrAuthorization, err)
+	}
 	return fmt.Errorf("%w to describe topics %s: grant the application's principal access to them: %w", ErrAuthorization, strings.Join(denied, ", "), err)
 }
 

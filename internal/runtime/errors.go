@@ -21,6 +21,9 @@ func (t *Task) handleError(err error, what string) error {
 	if errors.As(err, new(*handledError)) {
 		return err // the handler already said to fail
 	}
+	if serr := t.stateFailed(); serr != nil {
+		return &handledError{serr}
+	}
 	err = t.processingError(err, t.inRecord)
 	var pe *topology.ProcessingError
 	errors.As(err, &pe)
@@ -86,6 +89,7 @@ func (t *Task) deadLetter(ectx topology.ErrorContext, err error) error {
 	return t.Send(graph.OutRecord{
 		Topic: t.cfg.DeadLetterTopic, Partition: -1,
 		Key: ectx.Key, Value: ectx.Value, Headers: headers, Timestamp: ectx.Timestamp,
+		Origin: t.input, // the record it is a copy of
 	})
 }
 

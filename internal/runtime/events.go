@@ -32,6 +32,10 @@ func loggingListener(log *slog.Logger) event.Listener {
 					"topic", info.Topic, "partition", info.Partition, "records", info.EndOffset-info.StartOffset)
 			}
 		},
+		RestoreSuspended: func(info event.RestoreInfo) {
+			log.Info("restoration suspended: the task closed", "task", info.Task.String(), "store", info.Store, "topic", info.Topic,
+				"partition", info.Partition, "records", info.Records)
+		},
 		RestoreEnd: func(info event.RestoreInfo) {
 			secs := info.Duration.Seconds()
 			log.Info("restored store", "task", info.Task.String(), "store", info.Store, "topic", info.Topic, "partition", info.Partition,

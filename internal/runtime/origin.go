@@ -10,12 +10,19 @@ import (
 )
 
 // recordOrigin is the context of a produced record (its kgo.Record.Context)
-// that carries the input record whose processing produced it
+// that locates the input record whose processing produced it
 // (graph.OutRecord.Origin), so that a record Kafka refuses is reported
 // with the input that produced it, not only the topic it was going to.
+// It copies what the error names instead of pointing at the input record,
+// whose key and value share the memory of its whole fetched batch: an
+// output waiting for delivery must not keep that batch alive.
 type recordOrigin struct {
 	context.Context // the producer's: cancelling it fails the record
-	rec             *kgo.Record
+	topic           string
+	partition       int32
+	offset          int64
+	keyLen          int // of the whole key; key holds its first bytes
+	key             [maxKeyInError]byte
 }
 
 // originKey is the context key under which a recordOrigin finds itself.
@@ -45,7 +52,9 @@ func newKafkaRecord(ctx context.Context, rec graph.OutRecord) *kgo.Record {
 		fillKafkaRecord(kr, rec)
 		return kr
 	}
-	or := &originRecord{origin: recordOrigin{Context: ctx, rec: rec.Origin}}
+	in := rec.Origin
+	or := &originRecord{origin: recordOrigin{Context: ctx, topic: in.Topic, partition: in.Partition, offset: in.Offset, keyLen: len(in.Key)}}
+	copy(or.origin.key[:], in.Key)
 	or.rec.Context = &or.origin
 	fillKafkaRecord(&or.rec, rec)
 	return &or.rec
@@ -72,10 +81,10 @@ func produceError(rec *kgo.Record, err error) error {
 	if o == nil {
 		return fmt.Errorf("stream: producing to %s: %w", rec.Topic, err)
 	}
-	key, more := o.rec.Key, ""
-	if len(key) > maxKeyInError {
-		key, more = key[:maxKeyInError], "..."
+	key, more := o.key[:min(o.keyLen, maxKeyInError)], ""
+	if o.keyLen > maxKeyInError {
+		more = "..."
 	}
 	return fmt.Errorf("stream: producing to %s the output of input record %s-%d@%d (key %q%s): %w",
-		rec.Topic, o.rec.Topic, o.rec.Partition, o.rec.Offset, key, more, err)
+		rec.Topic, o.topic, o.partition, o.offset, key, more, err)
 }

@@ -235,10 +235,12 @@ func (r *Runtime) Run(ctx context.Context) error {
 		return err
 	}
 	for {
+		// Before the client exists: its first assignment (RebalanceEnd)
+		// may come at once.
+		r.events.RebalanceStart(event.RebalanceInfo{Reason: "join"})
 		if err := r.connect(topics, bal, txnID); err != nil {
 			return err
 		}
-		r.events.RebalanceStart(event.RebalanceInfo{Reason: "join"})
 		err = r.poll(ctx)
 		var rejoin *rejoinError
 		if !errors.As(err, &rejoin) || ctx.Err() != nil || r.fatal() != nil {

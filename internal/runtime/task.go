@@ -260,6 +260,7 @@ func (t *Task) process(rec *kgo.Record) error {
 	}
 	t.current = topology.RecordMetadata{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
 	t.input = rec
+	defer func() { t.input = nil }() // not kept past the record (it holds its fetched batch)
 	t.inRecord = true
 	err := callSource(src, rec)
 	t.inRecord = false

@@ -9,7 +9,12 @@
 //
 //	assigned := make(chan []topology.TaskID, 10)
 //	cfg.EventListener = &event.Listener{
-//		TasksAssigned: func(info event.TasksInfo) { assigned <- info.Tasks },
+//		TasksAssigned: func(info event.TasksInfo) {
+//			select {
+//			case assigned <- info.Tasks:
+//			default: // never block: the runtime waits for listeners
+//			}
+//		},
 //	}
 //
 // The package is separate from stream so that the runtime, which stream

@@ -114,10 +114,10 @@ type delivery struct {
 // (processors' Init runs here) and returns an error if one fails. A
 // topology without a source is topology.ErrNoSource.
 func New(topo *topology.Topology, cfg Config) (*Driver, error) {
-	if topo == nil {
-		return nil, errors.New("streamtest: topology is nil")
-	}
 	t := graph.Of(topo)
+	if t == nil {
+		return nil, fmt.Errorf("streamtest: %w: the topology is nil or was not made by Builder.Build", topology.ErrInvalid)
+	}
 	if len(t.Subtopologies()) == 0 {
 		return nil, topology.ErrNoSource
 	}
