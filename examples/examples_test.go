@@ -297,15 +297,6 @@ func startProgram(t *testing.T, ctx context.Context, bin string, args ...string)
 	return p
 }
 
-func (p *program) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // interrupt sends SIGINT and returns the program's exit error.
 func (p *program) interrupt() error {
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
